@@ -11,7 +11,9 @@ def test_remapped_uid_is_valid_and_short():
     new = Keys("s").uid("1.2.3")
     assert new.startswith("2.25.")
     assert len(new) <= 64
-    assert all(part.isdigit() and (part == "0" or not part.startswith("0")) for part in new.split("."))
+    assert all(
+        part.isdigit() and (part == "0" or not part.startswith("0")) for part in new.split(".")
+    )
 
 
 def test_date_offset_is_per_subject_stable_and_never_zero():
