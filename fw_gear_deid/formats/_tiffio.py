@@ -1,0 +1,426 @@
+"""A small lossless reader/writer of TIFF structures (TIFF files and the EXIF block of JPEG/PNG).
+
+Why our own: Pillow re-encodes on save and piexif cannot carry strips, tiles or unknown tag types.
+Here every IFD is parsed into entries (raw value bytes kept as they are), the caller edits entries,
+and :func:`write_tiff` lays the file out afresh: image data blocks (strips, tiles, the EXIF thumbnail)
+are copied byte for byte, streamed in chunks, then every IFD with its out-of-line values. Nothing of
+the source that is not referenced by a kept entry reaches the output, so a removed value cannot
+survive as unreferenced bytes (an in-place edit would leave it behind).
+
+Classic TIFF only (32-bit offsets); BigTIFF is refused with a clear error.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+#: Bytes per value of each TIFF field type (1 BYTE ... 13 IFD).
+TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
+_NUMBER_FORMATS = {1: "B", 3: "H", 4: "I", 6: "b", 8: "h", 9: "i", 11: "f", 12: "d", 13: "I"}
+TYPE_ASCII, TYPE_UNDEFINED, TYPE_BYTE, TYPE_SHORT, TYPE_LONG, TYPE_IFD = 2, 7, 1, 3, 4, 13
+
+#: Tags whose values are offsets of child IFDs, with the kind of the child.
+SUBIFD_TAGS = {34665: "Exif", 34853: "GPS", 40965: "Interop", 330: "SubIFD"}
+#: Offset tag -> byte-count tag of the image data blocks an IFD references.
+DATA_TAGS = {273: 279, 324: 325, 513: 514}
+#: Offsets of free space (may hold stale data): never carried over.
+FREE_TAGS = (288, 289)
+#: Old-style JPEG table offsets: data we cannot size safely, refused.
+UNSUPPORTED_OFFSET_TAGS = {519: "JPEGQTables", 520: "JPEGDCTables", 521: "JPEGACTables"}
+#: Tags whose BYTE values are UCS-2 text (Windows XP* tags).
+XP_TAGS = {40091, 40092, 40093, 40094, 40095}
+USER_COMMENT = 37510
+
+_PRINTABLE_RUN = re.compile(r"[\x20-\x7e\xa0-\xff\t\r\n]{4,}")
+MAX_ENTRIES = 4096
+MAX_IFDS = 100_000
+MAX_VALUE_BYTES = 64 * 1024 * 1024
+_COPY_CHUNK = 1 << 20
+
+
+class TiffFormatError(ValueError):
+    """The bytes are not a TIFF structure this module can rewrite losslessly."""
+
+
+@dataclass
+class Entry:
+    tag: int
+    type: int
+    count: int
+    #: The value bytes exactly as stored (count * type size bytes, file byte order).
+    data: bytes
+
+
+@dataclass
+class Ifd:
+    kind: str
+    entries: dict[int, Entry] = field(default_factory=dict)
+    #: Child IFDs by pointer tag (Exif, GPS, Interop, SubIFDs).
+    children: dict[int, list[Ifd]] = field(default_factory=dict)
+    #: Image data blocks by offset tag: (source offset, byte count).
+    blocks: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
+    #: Entries dropped while reading (unknown type, free space), reported by callers.
+    dropped: list[int] = field(default_factory=list)
+
+    def walk(self) -> Iterator[Ifd]:
+        yield self
+        for tag in sorted(self.children):
+            for child in self.children[tag]:
+                yield from child.walk()
+
+
+@dataclass
+class TiffStructure:
+    order: str  # "<" little endian (II), ">" big endian (MM)
+    pages: list[Ifd]
+
+    def walk(self) -> Iterator[Ifd]:
+        for page in self.pages:
+            yield from page.walk()
+
+
+class _Source:
+    def __init__(self, stream: BinaryIO, size: int):
+        self.stream = stream
+        self.size = size
+
+    def read(self, offset: int, length: int) -> bytes:
+        if offset < 0 or length < 0 or offset + length > self.size:
+            raise TiffFormatError(f"a value at offset {offset} (+{length}) lies outside the data")
+        self.stream.seek(offset)
+        data = self.stream.read(length)
+        if len(data) != length:
+            raise TiffFormatError(f"truncated value at offset {offset}")
+        return data
+
+
+def unpack_numbers(order: str, entry: Entry) -> list[int | float]:
+    fmt = _NUMBER_FORMATS.get(entry.type)
+    if entry.type in (5, 10):
+        code = "I" if entry.type == 5 else "i"
+        return list(struct.unpack(f"{order}{2 * entry.count}{code}", entry.data))
+    if fmt is None:
+        return list(entry.data)
+    return list(struct.unpack(f"{order}{entry.count}{fmt}", entry.data))
+
+
+def read_tiff(
+    stream: BinaryIO, size: int, first_kinds: tuple[str, ...] = ("page",)
+) -> TiffStructure:
+    """Parse every IFD reachable from the header. ``first_kinds`` names the chain's IFDs in order
+    (EXIF: ``("0th", "1st")``); the last name repeats for longer chains."""
+    source = _Source(stream, size)
+    head = source.read(0, 8) if size >= 8 else b""
+    if head[:2] == b"II":
+        order = "<"
+    elif head[:2] == b"MM":
+        order = ">"
+    else:
+        raise TiffFormatError("no TIFF byte-order mark (II/MM)")
+    magic = struct.unpack(f"{order}H", head[2:4])[0]
+    if magic == 43:
+        raise TiffFormatError("BigTIFF is not supported")
+    if magic != 42:
+        raise TiffFormatError(f"TIFF magic number is {magic}, not 42")
+    offset = struct.unpack(f"{order}I", head[4:8])[0]
+    visited: set[int] = set()
+    pages: list[Ifd] = []
+    while offset:
+        if len(pages) >= MAX_IFDS:
+            raise TiffFormatError("too many IFDs")
+        kind = first_kinds[min(len(pages), len(first_kinds) - 1)]
+        ifd, offset = _read_ifd(source, order, offset, kind, visited, depth=0)
+        pages.append(ifd)
+    if not pages:
+        raise TiffFormatError("the file has no IFD")
+    return TiffStructure(order, pages)
+
+
+def _child_kind(parent: str, tag: int) -> str:
+    if tag == 330:
+        return "SubIFD"
+    return SUBIFD_TAGS[tag]
+
+
+def _read_ifd(
+    source: _Source, order: str, offset: int, kind: str, visited: set[int], depth: int
+) -> tuple[Ifd, int]:
+    if offset in visited:
+        raise TiffFormatError(f"IFD at offset {offset} is referenced twice (loop)")
+    if depth > 8:
+        raise TiffFormatError("IFDs nested too deeply")
+    visited.add(offset)
+    count = struct.unpack(f"{order}H", source.read(offset, 2))[0]
+    if count > MAX_ENTRIES:
+        raise TiffFormatError(f"IFD at offset {offset} claims {count} entries")
+    table = source.read(offset + 2, 12 * count + 4)
+    ifd = Ifd(kind)
+    for index in range(count):
+        tag, typ, n = struct.unpack(f"{order}HHI", table[12 * index : 12 * index + 8])
+        raw = table[12 * index + 8 : 12 * index + 12]
+        if typ not in TYPE_SIZES or tag in FREE_TAGS:
+            ifd.dropped.append(tag)
+            continue
+        length = n * TYPE_SIZES[typ]
+        if length > MAX_VALUE_BYTES:
+            raise TiffFormatError(f"tag {tag} claims a {length}-byte value")
+        if length <= 4:
+            data = raw[:length]
+        else:
+            data = source.read(struct.unpack(f"{order}I", raw)[0], length)
+        ifd.entries[tag] = Entry(tag, typ, n, data)
+    next_offset = struct.unpack(f"{order}I", table[12 * count :])[0]
+
+    for tag, name in UNSUPPORTED_OFFSET_TAGS.items():
+        if tag in ifd.entries:
+            raise TiffFormatError(f"old-style JPEG tables ({name}) are not supported")
+    for off_tag, count_tag in DATA_TAGS.items():
+        if off_tag not in ifd.entries:
+            continue
+        offsets = unpack_numbers(order, ifd.entries[off_tag])
+        if count_tag not in ifd.entries:
+            raise TiffFormatError(f"tag {off_tag} has no byte counts (tag {count_tag})")
+        counts = unpack_numbers(order, ifd.entries[count_tag])
+        if len(offsets) != len(counts):
+            raise TiffFormatError(f"tags {off_tag}/{count_tag} differ in length")
+        blocks = []
+        for block_offset, block_count in zip(offsets, counts, strict=True):
+            block_offset, block_count = int(block_offset), int(block_count)
+            if block_offset + block_count > source.size:
+                raise TiffFormatError(f"image data at offset {block_offset} lies outside the file")
+            blocks.append((block_offset, block_count))
+        ifd.blocks[off_tag] = blocks
+    for tag in SUBIFD_TAGS:
+        entry = ifd.entries.get(tag)
+        if entry is None:
+            continue
+        if entry.type not in (TYPE_LONG, TYPE_IFD):
+            raise TiffFormatError(f"IFD pointer tag {tag} has type {entry.type}")
+        children = []
+        for child_offset in unpack_numbers(order, entry):
+            child, _next = _read_ifd(
+                source, order, int(child_offset), _child_kind(kind, tag), visited, depth + 1
+            )
+            children.append(child)
+        ifd.children[tag] = children
+    return ifd, next_offset
+
+
+# -- values as text --------------------------------------------------------------------------------
+def entry_text(order: str, entry: Entry) -> str | None:
+    """A readable text of an entry (None for image-data offsets and IFD pointers)."""
+    if entry.tag in DATA_TAGS or entry.tag in DATA_TAGS.values() or entry.tag in SUBIFD_TAGS:
+        return None
+    if entry.type == TYPE_ASCII:
+        return entry.data.rstrip(b"\x00").replace(b"\x00", b" ").decode("utf-8", "replace")
+    if entry.tag in XP_TAGS and entry.type == TYPE_BYTE:
+        return entry.data.decode("utf-16-le", "replace").rstrip("\x00")
+    if entry.tag == USER_COMMENT and entry.type == TYPE_UNDEFINED:
+        prefix, body = entry.data[:8], entry.data[8:]
+        if prefix.startswith(b"UNICODE"):
+            codec = "utf-16-be" if order == ">" else "utf-16-le"
+            return body.decode(codec, "replace").rstrip("\x00 ")
+        return body.decode("latin-1").rstrip("\x00 ")
+    if entry.type in (TYPE_UNDEFINED, TYPE_BYTE, 6):
+        text = entry.data.decode("latin-1").rstrip("\x00")
+        if _PRINTABLE_RUN.fullmatch(text):
+            return text
+        # binary blob (tables, profiles): only its printable runs can carry readable identifiers
+        return " ".join(_PRINTABLE_RUN.findall(text))
+    numbers = unpack_numbers(order, entry)
+    if entry.type in (5, 10):
+        return " ".join(f"{numbers[i]}/{numbers[i + 1]}" for i in range(0, len(numbers), 2))
+    return " ".join(repr(n) if isinstance(n, float) else str(n) for n in numbers)
+
+
+def text_entry(order: str, entry: Entry, text: str) -> Entry:
+    """A copy of ``entry`` holding ``text`` in the entry's own encoding."""
+    if entry.type == TYPE_ASCII:
+        data = text.encode("utf-8") + b"\x00"
+        return Entry(entry.tag, TYPE_ASCII, len(data), data)
+    if entry.tag in XP_TAGS and entry.type == TYPE_BYTE:
+        data = text.encode("utf-16-le") + b"\x00\x00"
+        return Entry(entry.tag, TYPE_BYTE, len(data), data)
+    if entry.tag == USER_COMMENT and entry.type == TYPE_UNDEFINED:
+        try:
+            data = b"ASCII\x00\x00\x00" + text.encode("ascii")
+        except UnicodeEncodeError:
+            codec = "utf-16-be" if order == ">" else "utf-16-le"
+            data = b"UNICODE\x00" + text.encode(codec)
+        return Entry(entry.tag, TYPE_UNDEFINED, len(data), data)
+    if entry.type in (TYPE_UNDEFINED, TYPE_BYTE, 6):
+        data = text.encode("latin-1", "replace")
+        return Entry(entry.tag, entry.type, len(data), data)
+    parts = text.replace(",", " ").split()
+    if entry.type in (5, 10):
+        numbers: list[int | float] = []
+        for part in parts:
+            num, _, den = part.partition("/")
+            numbers += [int(num), int(den or "1")]
+        code = "I" if entry.type == 5 else "i"
+        return Entry(
+            entry.tag,
+            entry.type,
+            len(numbers) // 2,
+            struct.pack(f"{order}{len(numbers)}{code}", *numbers),
+        )
+    fmt = _NUMBER_FORMATS[entry.type]
+    values: list[int | float] = [float(p) if fmt in "fd" else int(float(p)) for p in parts]
+    return Entry(
+        entry.tag, entry.type, len(values), struct.pack(f"{order}{len(values)}{fmt}", *values)
+    )
+
+
+def ascii_entry(tag: int, text: str) -> Entry:
+    data = text.encode("utf-8") + b"\x00"
+    return Entry(tag, TYPE_ASCII, len(data), data)
+
+
+# -- writing ---------------------------------------------------------------------------------------
+class _Writer:
+    def __init__(self, out: BinaryIO):
+        self.out = out
+        self.pos = 0
+
+    def write(self, data: bytes) -> None:
+        self.out.write(data)
+        self.pos += len(data)
+
+    def align(self) -> None:
+        if self.pos % 2:
+            self.write(b"\x00")
+
+
+def write_tiff(
+    structure: TiffStructure, source_stream: BinaryIO, source_size: int, out: BinaryIO
+) -> None:
+    """Write ``structure`` as a new classic TIFF into ``out``, copying its image data from the source."""
+    order = structure.order
+    source = _Source(source_stream, source_size)
+    start = out.tell()
+    writer = _Writer(out)
+    writer.write((b"II" if order == "<" else b"MM") + struct.pack(f"{order}HI", 42, 0))
+    ifds = list(structure.walk())
+
+    # 1. image data blocks, byte for byte (shared blocks are written once)
+    new_offsets: dict[int, dict[int, list[int]]] = {}
+    copied: dict[tuple[int, int], int] = {}
+    for ifd in ifds:
+        per_tag: dict[int, list[int]] = {}
+        for tag, blocks in ifd.blocks.items():
+            if tag not in ifd.entries:
+                continue
+            offsets = []
+            for block in blocks:
+                if block not in copied:
+                    writer.align()
+                    copied[block] = writer.pos
+                    _copy(source, block, writer)
+                offsets.append(copied[block])
+            per_tag[tag] = offsets
+        new_offsets[id(ifd)] = per_tag
+    writer.align()
+
+    # 2. layout: each IFD table followed by its out-of-line values
+    positions: dict[int, int] = {}
+    pos = writer.pos
+    for ifd in ifds:
+        positions[id(ifd)] = pos
+        pos += 2 + 12 * len(ifd.entries) + 4
+        for entry in ifd.entries.values():
+            size = _final_size(entry)
+            if size > 4:
+                pos += size + (size % 2)
+    if pos >= 1 << 32:
+        raise TiffFormatError("the output would exceed 4 GiB (BigTIFF is not supported)")
+
+    # 3. serialise
+    chain = {
+        id(page): (structure.pages[i + 1] if i + 1 < len(structure.pages) else None)
+        for i, page in enumerate(structure.pages)
+    }
+    for ifd in ifds:
+        assert writer.pos == positions[id(ifd)]
+        entries = [
+            _final_entry(order, e, ifd, new_offsets[id(ifd)], positions)
+            for e in ifd.entries.values()
+        ]
+        entries.sort(key=lambda e: e.tag)
+        value_pos = writer.pos + 2 + 12 * len(entries) + 4
+        table = [struct.pack(f"{order}H", len(entries))]
+        payload = []
+        for entry in entries:
+            if len(entry.data) <= 4:
+                table.append(
+                    struct.pack(f"{order}HHI", entry.tag, entry.type, entry.count)
+                    + entry.data.ljust(4, b"\x00")
+                )
+            else:
+                table.append(
+                    struct.pack(f"{order}HHII", entry.tag, entry.type, entry.count, value_pos)
+                )
+                padded = entry.data + (b"\x00" if len(entry.data) % 2 else b"")
+                payload.append(padded)
+                value_pos += len(padded)
+        following = chain.get(id(ifd))
+        table.append(
+            struct.pack(f"{order}I", positions[id(following)] if following is not None else 0)
+        )
+        writer.write(b"".join(table))
+        for chunk in payload:
+            writer.write(chunk)
+    out.seek(start + 4)
+    out.write(struct.pack(f"{order}I", positions[id(structure.pages[0])]))
+    out.seek(0, 2)
+
+
+def _final_size(entry: Entry) -> int:
+    if entry.tag in DATA_TAGS or entry.tag in SUBIFD_TAGS:
+        return 4 * entry.count  # rewritten as LONG offsets
+    return len(entry.data)
+
+
+def _final_entry(
+    order: str, entry: Entry, ifd: Ifd, offsets: dict[int, list[int]], positions: dict[int, int]
+) -> Entry:
+    if entry.tag in DATA_TAGS:
+        values = offsets.get(entry.tag, [])
+        return Entry(
+            entry.tag, TYPE_LONG, len(values), struct.pack(f"{order}{len(values)}I", *values)
+        )
+    if entry.tag in SUBIFD_TAGS:
+        values = [positions[id(child)] for child in ifd.children.get(entry.tag, [])]
+        typ = entry.type if entry.type in (TYPE_LONG, TYPE_IFD) else TYPE_LONG
+        return Entry(entry.tag, typ, len(values), struct.pack(f"{order}{len(values)}I", *values))
+    return entry
+
+
+def _copy(source: _Source, block: tuple[int, int], writer: _Writer) -> None:
+    offset, length = block
+    if offset + length > source.size:
+        raise TiffFormatError(f"image data at offset {offset} lies outside the file")
+    source.stream.seek(offset)
+    left = length
+    while left:
+        chunk = source.stream.read(min(left, _COPY_CHUNK))
+        if not chunk:
+            raise TiffFormatError(f"truncated image data at offset {offset}")
+        writer.write(chunk)
+        left -= len(chunk)
+
+
+def remove_entry(ifd: Ifd, tag: int) -> None:
+    """Drop an entry with whatever it points to (child IFDs, image data)."""
+    ifd.entries.pop(tag, None)
+    ifd.children.pop(tag, None)
+    ifd.blocks.pop(tag, None)
+    for off_tag, count_tag in DATA_TAGS.items():
+        if tag == count_tag:
+            ifd.entries.pop(off_tag, None)
+            ifd.blocks.pop(off_tag, None)
+        if tag == off_tag:
+            ifd.entries.pop(count_tag, None)

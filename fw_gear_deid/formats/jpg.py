@@ -1,0 +1,376 @@
+"""JPEG: EXIF, XMP, IPTC and COM metadata edited by rewriting the segment list, never the image.
+
+The file is split into its marker segments; metadata segments are edited, rebuilt or dropped and
+every other byte (quantisation and Huffman tables, frame and scan headers, the entropy-coded scan
+data) is copied unchanged, so the decoded image is bit-identical to the source.
+
+Fail-closed defaults (a documented difference from flywheel-migration): free-text carriers that
+field rules cannot address tag by tag are removed unless a rule keeps them by name: ``XMP`` (APP1
+XMP packets, incl. extended XMP), ``IPTC`` (APP13 Photoshop resources), ``COM`` (comment segments,
+which rules may also edit), ``MakerNote`` (vendor EXIF blob), other APPn segments, and data after
+the end-of-image marker (MPF extra images, vendor trailers). APP0 JFIF, APP2 ICC profiles and APP14
+Adobe (needed to decode colours right) are kept.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from fw_gear_deid.errors import MalformedFileError
+from fw_gear_deid.formats._base import DeidContext, DeidOutcome
+from fw_gear_deid.formats._common import REMOVED, Recorder, RuleHandler
+from fw_gear_deid.formats._exif import (
+    GPS_POINTER,
+    MAKER_NOTE,
+    apply_tag_rules,
+    ifd_labels,
+    lookup_tag,
+    remove_tags,
+    text_items,
+)
+from fw_gear_deid.formats._tiffio import (
+    TiffFormatError,
+    TiffStructure,
+    entry_text,
+    read_tiff,
+    write_tiff,
+)
+
+SOI, EOI, SOS, COM = 0xD8, 0xD9, 0xDA, 0xFE
+APP0, APP1, APP2, APP13, APP14 = 0xE0, 0xE1, 0xE2, 0xED, 0xEE
+EXIF_HEADER = b"Exif\x00\x00"
+XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
+XMP_EXT_HEADER = b"http://ns.adobe.com/xmp/extension/\x00"
+PHOTOSHOP_HEADER = b"Photoshop 3.0\x00"
+_STANDALONE = {0x01, *range(0xD0, 0xD8)}
+MAX_SEGMENT = 0xFFFF - 2
+
+
+@dataclass
+class Segment:
+    """A marker segment (``marker`` set) or raw entropy-coded bytes (``marker`` None)."""
+
+    marker: int | None
+    payload: bytes
+
+    def kind(self) -> str:
+        m, p = self.marker, self.payload
+        if m == APP1 and p.startswith((EXIF_HEADER, b"Exif\x00\xff")):
+            return "exif"
+        if m == APP1 and p.startswith((XMP_HEADER, XMP_EXT_HEADER)):
+            return "xmp"
+        if m == APP13 and p.startswith(PHOTOSHOP_HEADER):
+            return "iptc"
+        if m == COM:
+            return "com"
+        if m == APP0 and p.startswith((b"JFIF\x00", b"JFXX\x00")):
+            return "keep"
+        if m == APP2 and p.startswith(b"ICC_PROFILE\x00"):
+            return "keep"
+        if m == APP14 and p.startswith(b"Adobe"):
+            return "keep"
+        if m is not None and 0xE0 <= m <= 0xEF:
+            return "app"
+        return "image"
+
+    def encode(self) -> bytes:
+        if self.marker is None:
+            return self.payload
+        if self.marker in _STANDALONE or self.marker in (SOI, EOI):
+            return bytes([0xFF, self.marker])
+        return bytes([0xFF, self.marker]) + struct.pack(">H", len(self.payload) + 2) + self.payload
+
+
+def parse_jpeg(data: bytes) -> tuple[list[Segment], bytes]:
+    """The segments between SOI and EOI (scan data as raw segments) and the bytes after EOI."""
+    if not data.startswith(b"\xff\xd8"):
+        raise ValueError("no JPEG start-of-image marker")
+    segments: list[Segment] = []
+    pos, size = 2, len(data)
+    while True:
+        if pos >= size:
+            raise ValueError("truncated: no end-of-image marker")
+        if data[pos] != 0xFF:
+            raise ValueError(f"expected a marker at byte {pos}")
+        while pos + 1 < size and data[pos + 1] == 0xFF:  # fill bytes
+            pos += 1
+        if pos + 1 >= size:
+            raise ValueError("truncated marker")
+        marker = data[pos + 1]
+        if marker == EOI:
+            return segments, data[pos + 2 :]
+        if marker in _STANDALONE:
+            segments.append(Segment(marker, b""))
+            pos += 2
+            continue
+        if pos + 4 > size:
+            raise ValueError("truncated segment header")
+        length = struct.unpack(">H", data[pos + 2 : pos + 4])[0]
+        if length < 2 or pos + 2 + length > size:
+            raise ValueError(
+                f"segment 0xFF{marker:02X} at byte {pos} runs past the end of the file"
+            )
+        segments.append(Segment(marker, data[pos + 4 : pos + 2 + length]))
+        pos += 2 + length
+        if marker == SOS:
+            end = _scan_end(data, pos)
+            segments.append(Segment(None, data[pos:end]))
+            pos = end
+
+
+def _scan_end(data: bytes, pos: int) -> int:
+    """Where the entropy-coded data starting at ``pos`` ends (the next real marker)."""
+    while True:
+        found = data.find(b"\xff", pos)
+        if found < 0 or found + 1 >= len(data):
+            raise ValueError("truncated scan data: no end-of-image marker")
+        following = data[found + 1]
+        if following == 0x00 or 0xD0 <= following <= 0xD7:
+            pos = found + 2
+            continue
+        if following == 0xFF:  # fill byte before a marker
+            pos = found + 1
+            continue
+        return found
+
+
+def iptc_values(payload: bytes) -> Iterator[tuple[str, str]]:
+    """IPTC-IIM datasets (record:dataset, text) inside an APP13 Photoshop segment."""
+    body = payload[len(PHOTOSHOP_HEADER) :]
+    pos = 0
+    while pos + 12 <= len(body) and body[pos : pos + 4] == b"8BIM":
+        resource = struct.unpack(">H", body[pos + 4 : pos + 6])[0]
+        name_len = body[pos + 6]
+        pos += 7 + name_len + ((name_len + 1) % 2)
+        if pos + 4 > len(body):
+            return
+        size = struct.unpack(">I", body[pos : pos + 4])[0]
+        data = body[pos + 4 : pos + 4 + size]
+        pos += 4 + size + (size % 2)
+        if resource != 0x0404:
+            yield f"IPTC.8BIM{resource:04X}", data.decode("latin-1")
+            continue
+        i = 0
+        while i + 5 <= len(data) and data[i] == 0x1C:
+            record, dataset = data[i + 1], data[i + 2]
+            length = struct.unpack(">H", data[i + 3 : i + 5])[0]
+            yield (
+                f"IPTC.{record}:{dataset}",
+                data[i + 5 : i + 5 + length].decode("utf-8", "replace"),
+            )
+            i += 5 + length
+
+
+class JpgHandler(RuleHandler):
+    section_name = "jpg"
+    default_filters = ("*.jpg", "*.jpeg", "*.JPG", "*.JPEG", "*.Jpg", "*.Jpeg", "*.jpe", "*.JPE")
+    format_defaults = {"date-format": "%Y:%m:%d", "datetime-format": "%Y:%m:%d %H:%M:%S"}
+
+    def matches_signature(self, head: bytes) -> bool:
+        return head.startswith(b"\xff\xd8\xff")
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def _rule(self, name: str):
+        for rule in self.rules:
+            if rule.name is not None and rule.name.lower() == name.lower():
+                return rule
+        return None
+
+    def _kept(self, name: str) -> bool:
+        rule = self._rule(name)
+        return rule is not None and rule.is_keep
+
+    def _load(self, src: Path, source: str) -> tuple[list[Segment], bytes]:
+        try:
+            return parse_jpeg(src.read_bytes())
+        except (ValueError, OSError) as exc:
+            raise MalformedFileError(source, f"not a readable JPEG: {exc}") from exc
+
+    # -- work -------------------------------------------------------------------------------------
+    def deidentify(self, src: Path, dst: Path | None, ctx: DeidContext) -> DeidOutcome:
+        source = ctx.source_name or src.name
+        segments, trailer = self._load(src, source)
+        outcome = DeidOutcome(output_name=src.name)
+        rec = Recorder(outcome, preview=dst is None)
+        kept_segments: list[Segment] = []
+        structures: list[TiffStructure] = []
+        for segment in segments:
+            kind = segment.kind()
+            if kind in ("image", "keep"):
+                kept_segments.append(segment)
+            elif kind == "exif":
+                new = self._exif(segment, ctx, rec, source, structures)
+                if new is not None:
+                    kept_segments.append(new)
+            elif kind == "com":
+                new = self._comment(segment, ctx, rec, source)
+                if new is not None:
+                    kept_segments.append(new)
+            elif kind in ("xmp", "iptc"):
+                name = kind.upper()
+                if self._kept(name):
+                    kept_segments.append(segment)
+                else:
+                    self._drop_blob(rec, segment, name)
+            else:  # other APPn: vendor blobs (MPF, FlashPix, Ducky, ...) dropped
+                rec.change(
+                    f"APP{segment.marker - 0xE0}",
+                    "remove",
+                    segment.payload[:64].decode("latin-1"),
+                    None,
+                    sensitive=False,
+                )
+        if trailer.strip(b"\x00"):
+            rec.change(
+                "trailer",
+                "remove",
+                f"{len(trailer)} bytes after end of image",
+                None,
+                sensitive=False,
+            )
+
+        lookup_structure = structures[0] if structures else None
+        outcome.output_name = self.output_name(
+            src,
+            ctx,
+            rec,
+            lambda name: lookup_tag(lookup_structure, name) if lookup_structure else None,
+        )
+        if dst is not None:
+            with open(dst, "wb") as out:
+                out.write(b"\xff\xd8")
+                for segment in kept_segments:
+                    out.write(segment.encode())
+                out.write(b"\xff\xd9")
+        return outcome
+
+    def _drop_blob(self, rec: Recorder, segment: Segment, name: str) -> None:
+        if name == "IPTC":
+            for path, text in iptc_values(segment.payload):
+                rec.change(path, "remove", text, None)
+        else:
+            header = XMP_HEADER if segment.payload.startswith(XMP_HEADER) else XMP_EXT_HEADER
+            rec.change(
+                name,
+                "remove",
+                segment.payload[len(header) :].decode("utf-8", "replace"),
+                None,
+                kind="text",
+            )
+
+    def _comment(
+        self, segment: Segment, ctx: DeidContext, rec: Recorder, source: str
+    ) -> Segment | None:
+        text = segment.payload.rstrip(b"\x00").decode("utf-8", "replace")
+        rule = self._rule("COM")
+        if rule is None or rule.is_remove:
+            rec.change("COM", "remove", text, None, kind="text")
+            return None
+        if rule.is_keep:
+            return segment
+        try:
+            result = rule.apply(text, ctx)
+        except (ValueError, TypeError) as exc:
+            raise MalformedFileError(source, f"COM: {rule.action} failed: {exc}") from exc
+        if result is REMOVED:
+            rec.change("COM", rule.action, text, None, kind="text")
+            return None
+        rec.change("COM", rule.action, text, str(result), kind="text")
+        return Segment(COM, str(result).encode("utf-8"))
+
+    def _exif(
+        self,
+        segment: Segment,
+        ctx: DeidContext,
+        rec: Recorder,
+        source: str,
+        structures: list[TiffStructure],
+    ) -> Segment | None:
+        blob = segment.payload[len(EXIF_HEADER) :]
+        try:
+            structure = read_tiff(io.BytesIO(blob), len(blob), ("0th", "1st"))
+        except TiffFormatError as exc:
+            raise MalformedFileError(source, f"EXIF block is malformed: {exc}") from exc
+        labels = list(ifd_labels(structure, lambda i: f"EXIF.IFD{i}"))
+        if self.section.get("remove-exif"):
+            for path, text in text_items(structure, labels):
+                rec.change(path, "remove-exif", text, None)
+            return None
+        kept = apply_tag_rules(
+            structure,
+            self.rules,
+            ctx,
+            rec,
+            labels,
+            source,
+            insert_kinds=("0th",),
+            replace_with_insert=self.section.get("replace-with-insert", True),
+        )
+        if self.section.get("remove-gps"):
+            for label, ifd in labels:
+                if ifd.kind == "GPS":
+                    for path, text in text_items(structure, [(label, ifd)]):
+                        rec.change(path, "remove-gps", text, None)
+            remove_tags(
+                labels,
+                structure.order,
+                rec,
+                lambda _i, tag: tag == GPS_POINTER,
+                "remove-gps",
+                set(),
+            )
+        remove_tags(
+            labels,
+            structure.order,
+            rec,
+            lambda ifd, tag: ifd.kind == "Exif" and tag == MAKER_NOTE,
+            "remove",
+            kept,
+        )
+        labels = list(ifd_labels(structure, lambda i: f"EXIF.IFD{i}"))
+        for label, ifd in labels:
+            if ifd.dropped:
+                rec.change(
+                    label, "remove", f"{len(ifd.dropped)} unreadable entries", None, sensitive=False
+                )
+        structures.append(structure)
+        out = io.BytesIO()
+        try:
+            write_tiff(structure, io.BytesIO(blob), len(blob), out)
+        except TiffFormatError as exc:
+            raise MalformedFileError(source, f"EXIF block cannot be rewritten: {exc}") from exc
+        payload = EXIF_HEADER + out.getvalue()
+        if len(payload) > MAX_SEGMENT:
+            raise MalformedFileError(
+                source, "the rewritten EXIF block exceeds the 64 KiB segment limit"
+            )
+        return Segment(APP1, payload)
+
+    def text_values(self, path: Path) -> Iterator[tuple[str, str]]:
+        yield "filename", path.name
+        segments, trailer = parse_jpeg(path.read_bytes())
+        for segment in segments:
+            kind = segment.kind()
+            if kind == "exif":
+                blob = segment.payload[len(EXIF_HEADER) :]
+                structure = read_tiff(io.BytesIO(blob), len(blob), ("0th", "1st"))
+                yield from text_items(
+                    structure, list(ifd_labels(structure, lambda i: f"EXIF.IFD{i}"))
+                )
+            elif kind == "com":
+                yield "COM", segment.payload.decode("utf-8", "replace")
+            elif kind == "xmp":
+                yield "XMP", segment.payload.decode("utf-8", "replace")
+            elif kind == "iptc":
+                yield from iptc_values(segment.payload)
+            elif kind == "app":
+                yield f"APP{segment.marker - 0xE0}", segment.payload.decode("latin-1")
+        if trailer:
+            yield "trailer", trailer.decode("latin-1")
+
+
+__all__ = ["JpgHandler", "entry_text", "parse_jpeg"]
