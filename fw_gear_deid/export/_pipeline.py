@@ -1,0 +1,623 @@
+"""The export pipeline: walk the source, plan, de-identify in workers, check, write, report.
+
+The parent process does every store operation (reads, lookups, container creation, writes); worker
+processes only de-identify local files and scan the outputs. Idempotency rests on keyed origin ids:
+each destination container and file records one, and a file whose origin id is already at the
+destination is not processed again (``--conflict skip``) or is rewritten only when its bytes changed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fw_gear_deid import STANDARD_EDITION, __version__
+from fw_gear_deid.errors import DeidError
+from fw_gear_deid.export._metadata import MetadataResult, container_metadata, file_metadata
+from fw_gear_deid.export._report import ReportRow, summarize, write_report
+from fw_gear_deid.export._worker import Task, TaskResult, init_worker, process
+from fw_gear_deid.keys import DateShiftRange, Keys
+from fw_gear_deid.stores import (
+    CONFLICT_POLICIES,
+    Container,
+    FileEntry,
+    FileMeta,
+    Store,
+    open_store,
+    with_origin,
+)
+
+log = logging.getLogger("fw_gear_deid.export")
+
+
+@dataclass
+class ExportJob:
+    """Everything one export needs. ``source``/``destination`` are store locations (see
+    :mod:`fw_gear_deid.stores`); the destination is a project."""
+
+    source: str
+    destination: str
+    report_dir: Path
+    profile_path: Path | None = None
+    mapping_csv: Path | None = None
+    session_level: bool = False
+    conflict: str = "skip"
+    jobs: int = 1
+    #: The job's keys; None: ``$DEID_SECRET``, else the profile's ``salt`` (logged), else refused.
+    keys: Keys | None = None
+    residual_check: bool = True
+    dry_run: bool = False
+    #: File mode: a local path (absolute, or relative to the source location) or a Flywheel file id.
+    file: str | None = None
+    api_key: str | None = None
+    #: Used only when the keys are built here (from the environment or the salt).
+    date_shift: DateShiftRange | None = None
+    #: Name a subject (and session) of a project source by label.
+    subject: str | None = None
+    session: str | None = None
+    #: A separate API key for a Flywheel destination (default: ``api_key``).
+    dest_api_key: str | None = None
+
+    def __repr__(self) -> str:  # keys and API keys are never shown
+        return f"ExportJob(source={self.source!r}, destination={self.destination!r})"
+
+
+@dataclass
+class ExportResult:
+    exit_code: int
+    summary: dict[str, Any]
+    report_csv: Path
+    report_json: Path
+    rows: list[ReportRow] = field(default_factory=list)
+
+
+@dataclass
+class _Item:
+    index: int
+    chain: list[Container]
+    entry: FileEntry
+    row: ReportRow
+    file_origin: str = ""
+    profile: Any = None
+    file_meta: FileMeta | None = None
+    metas: list[MetadataResult] = field(default_factory=list)
+    stack: contextlib.ExitStack | None = None
+    out_dir: str = ""
+    attempts: int = 0
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+class _Exporter:
+    def __init__(self, job: ExportJob, progress: bool | None):
+        self.job = job
+        self.progress = sys.stderr.isatty() if progress is None else progress
+        self.rows: list[ReportRow] = []
+        self.summary: dict[str, Any] = {
+            "tool": "fw-gear-deid",
+            "version": __version__,
+            "standard_edition": STANDARD_EDITION,
+            "started": _now(),
+            "conflict": job.conflict,
+            "jobs": job.jobs,
+            "residual_check": job.residual_check,
+            "dry_run": job.dry_run,
+            "mode": "file" if job.file else "container",
+            "mapping_csv": Path(job.mapping_csv).name if job.mapping_csv else None,
+        }
+        self.source: Store | None = None
+        self.dest: Store | None = None
+        self.keys: Keys | None = None
+        self._dest_containers: dict[str, Container | None] = {}
+        self._meta_cache: dict[tuple[str, str], MetadataResult] = {}
+        self._names_written: dict[tuple[str, str], str] = {}
+
+    # -- setup ------------------------------------------------------------------------------------
+    def _open(self) -> None:
+        job = self.job
+        if job.conflict not in CONFLICT_POLICIES:
+            raise DeidError(f"conflict policy must be one of {', '.join(CONFLICT_POLICIES)}")
+        self.source = open_store(
+            job.source,
+            read_only=True,
+            subject=job.subject,
+            session=job.session,
+            api_key=job.api_key,
+        )
+        self.dest = open_store(
+            job.destination,
+            read_only=job.dry_run,
+            api_key=job.dest_api_key or job.api_key,
+            create=not job.dry_run,
+        )
+        if self.dest.location.type != "project":
+            raise DeidError(f"{self.dest.describe()}: the destination must be a project")
+        self._check_not_same()
+        self.summary["source"] = self.source.describe()
+        self.summary["destination"] = self.dest.describe()
+        self.summary["source_type"] = self.source.location.type
+
+    def _check_not_same(self) -> None:
+        assert self.source is not None
+        assert self.dest is not None
+        if self.source.identity != self.dest.identity:
+            return
+        src_project, dest_project = self.source.project(), self.dest.project()
+        if src_project.id == dest_project.id:
+            raise DeidError(
+                "the destination project is the source project; refusing to write into it"
+            )
+        # Local: a destination folder inside the source tree would modify the source.
+        src_dir = getattr(self.source, "project_dir", None)
+        dest_dir = getattr(self.dest, "project_dir", None)
+        if src_dir is not None and dest_dir is not None:
+            for inner, outer in ((dest_dir, src_dir), (src_dir, dest_dir)):
+                with contextlib.suppress(ValueError):
+                    Path(inner).relative_to(outer)
+                    raise DeidError("source and destination project folders overlap; refusing")
+
+    def _resolve_keys(self, profile_data: dict[str, Any] | None) -> Keys:
+        if self.job.keys is not None:
+            return self.job.keys
+        keys = Keys.from_env(self.job.date_shift)
+        if keys is not None:
+            return keys
+        salt = (profile_data or {}).get("salt")
+        if salt:
+            log.warning(
+                "no secret given: keyed pseudonyms, UIDs and date offsets are derived from the "
+                "profile's salt, so they are only as secret as the profile"
+            )
+            self.summary["keys_from"] = "profile salt"
+            return Keys(str(salt), self.job.date_shift)
+        raise DeidError(
+            "no de-identification secret: give --secret-file or set $DEID_SECRET "
+            "(or set `salt` in the profile)"
+        )
+
+    # -- origin ids -------------------------------------------------------------------------------
+    def _origin(self, *parts: str) -> str:
+        assert self.keys is not None
+        assert self.source is not None
+        return self.keys.pseudonym("|".join((self.source.identity, *parts)), 32, "origin")
+
+    def container_origin(self, container: Container) -> str:
+        return self._origin(container.type, container.id)
+
+    def file_origin(self, container: Container, entry: FileEntry) -> str:
+        return self._origin("file", container.type, container.id, entry.name)
+
+    # -- planning ---------------------------------------------------------------------------------
+    def _label_path(self, chain: list[Container]) -> str:
+        return "/".join(container.label for container in chain)
+
+    def _walk(self) -> Iterator[tuple[list[Container], FileEntry]]:
+        assert self.source is not None
+        if self.job.file:
+            container, entry = self.source.find_file(self.job.file)
+            chain = [*self.source.parents(container), container]
+            if self.source.location.id not in {c.id for c in chain}:
+                raise DeidError(f"{self.job.file}: not under the source {self.source.describe()}")
+            yield chain, entry
+            return
+        location = self.source.location
+        yield from self._walk_container([*self.source.parents(location), location])
+
+    def _walk_container(
+        self, chain: list[Container]
+    ) -> Iterator[tuple[list[Container], FileEntry]]:
+        assert self.source is not None
+        container = chain[-1]
+        for name, reason in self.source.skipped_entries(container):
+            self.rows.append(
+                ReportRow(
+                    self._label_path(chain), container.type, name, "skipped", reason, in_scope=False
+                )
+            )
+        for entry in self.source.files(container):
+            yield chain, entry
+        for child in self.source.children(container):
+            yield from self._walk_container([*chain, child])
+
+    # -- metadata and destination containers ------------------------------------------------------
+    def _subject_key(self, chain: list[Container]) -> str | None:
+        return chain[1].label if len(chain) > 1 else None
+
+    def _container_meta(
+        self, container: Container, profile: Any, chain: list[Container]
+    ) -> MetadataResult:
+        assert self.keys is not None
+        key = (container.id, getattr(profile, "sha256", ""))
+        cached = self._meta_cache.get(key)
+        if cached is None:
+            data = {} if profile is None else profile.data
+            cached = container_metadata(
+                container,
+                data,
+                self.keys,
+                self.container_origin(container),
+                self._subject_key(chain) or "",
+            )
+            self._meta_cache[key] = cached
+        return cached
+
+    def _dest_chain(self, item: _Item, create: bool) -> list[Container] | None:
+        """The destination containers of ``item``'s chain below the project (created when asked)."""
+        assert self.dest is not None
+        parent = self.dest.location
+        result = [parent]
+        for container, meta in zip(item.chain[1:], item.metas, strict=True):
+            known = self._dest_containers.get(container.id)
+            if known is None:
+                origin = self.container_origin(container)
+                if create:
+                    known = self.dest.ensure_child(parent, container.type, origin, meta.meta)
+                else:
+                    known = self.dest.find_child(parent, container.type, origin)
+                    if known is None:
+                        return None
+                self._dest_containers[container.id] = known
+            parent = known
+            result.append(parent)
+        return result
+
+    # -- per item ---------------------------------------------------------------------------------
+    def _prepare(self, item: _Item, profiles: Any, opted_out: bool) -> bool:
+        """Fill in the item's profile and metadata; False when a row state is already decided."""
+        chain = item.chain
+        subject = chain[1].label if len(chain) > 1 else None
+        session = chain[2].label if len(chain) > 2 else None
+        try:
+            item.profile = profiles.for_labels(subject, session)
+        except DeidError as error:
+            item.row.state, item.row.reason = "error", str(error)
+            return False
+        item.metas = [self._container_meta(c, item.profile, chain) for c in chain[1:]]
+        if self.job.residual_check and not opted_out:
+            from fw_gear_deid.check import ResidualGate
+
+            for container, meta in zip(chain[1:], item.metas, strict=True):
+                hits = list(
+                    ResidualGate(meta.sensitive).scan_metadata(container.type, meta.record())
+                )
+                if hits:
+                    where = ", ".join(f"{hit.path} ({hit.kind})" for hit in hits[:10])
+                    item.row.state = "blocked"
+                    item.row.reason = f"residual PHI in {container.type} metadata at {where}"
+                    return False
+        assert self.keys is not None
+        fmeta = file_metadata(
+            item.entry,
+            item.profile.data if item.profile is not None else {},
+            self.keys,
+            subject or "",
+            opted_out=opted_out,
+        )
+        item.file_origin = self.file_origin(chain[-1], item.entry)
+        item.file_meta = fmeta.meta
+        item.file_meta.info = with_origin(fmeta.meta.info, item.file_origin)
+        item.row.actions = [{"path": c.path, "action": c.action} for c in fmeta.changes]
+        for meta in item.metas:
+            item.row.actions += [{"path": c.path, "action": c.action} for c in meta.changes]
+        return True
+
+    def _already_exported(self, item: _Item) -> bool:
+        if self.job.conflict != "skip":
+            return False
+        assert self.dest is not None
+        dest_chain = self._dest_chain(item, create=False)
+        if dest_chain is None:
+            return False
+        by_origin, _ = self.dest.find_dest_file(dest_chain[-1], "", item.file_origin)
+        if by_origin is None:
+            return False
+        self._fill_dest(item.row, dest_chain, by_origin.name, by_origin.id)
+        item.row.state, item.row.reason = "exported", "already exported (same origin id)"
+        item.row.write = "unchanged"
+        return True
+
+    def _fill_dest(self, row: ReportRow, chain: list[Container], name: str, file_id: str) -> None:
+        row.dest_container = self._label_path(chain)
+        row.dest_container_id = chain[-1].id
+        row.dest_file, row.dest_file_id = name, file_id
+
+    def _task(self, item: _Item, tmp_root: Path, opted_out: bool) -> Task:
+        assert self.source is not None
+        item.stack = contextlib.ExitStack()
+        src = item.stack.enter_context(self.source.local_file(item.entry))
+        item.out_dir = str(tmp_root / f"item-{item.index}")
+        os.makedirs(item.out_dir, exist_ok=True)
+        metadata = [(c.type, m.record()) for c, m in zip(item.chain[1:], item.metas, strict=True)]
+        assert item.file_meta is not None
+        metadata.append(("file", MetadataResult(item.file_meta).record()))
+        profile = item.profile
+        return Task(
+            index=item.index,
+            src=str(src),
+            source_name=item.entry.name,
+            out_dir=item.out_dir,
+            profile_key=getattr(profile, "sha256", ""),
+            profile_data=None if opted_out else profile.data,
+            subject=self._subject_key(item.chain),
+            date_offset_days=None,
+            metadata=metadata,
+            residual_check=self.job.residual_check and not opted_out,
+        )
+
+    def _finish(self, item: _Item, result: TaskResult) -> None:
+        row = item.row
+        row.handler = result.handler
+        row.actions = [{"path": p, "action": a} for p, a in result.changes] + row.actions
+        try:
+            if result.state == "ok":
+                self._write(item, result)
+            elif result.state == "unsupported":
+                row.state, row.reason = "skipped", result.reason
+            else:
+                row.state, row.reason = result.state, result.reason
+        except Exception as error:  # a store failure affects this file only
+            row.state, row.reason = "error", f"writing the destination failed: {_first_line(error)}"
+        finally:
+            if item.stack is not None:
+                item.stack.close()
+            shutil.rmtree(item.out_dir, ignore_errors=True)
+
+    def _write(self, item: _Item, result: TaskResult) -> None:
+        assert self.dest is not None
+        assert item.file_meta is not None
+        row = item.row
+        if self.job.dry_run:
+            row.state, row.reason = "exported", "dry run: nothing written"
+            row.dest_file = result.output_name
+            return
+        dest_chain = self._dest_chain(item, create=True)
+        assert dest_chain is not None
+        container = dest_chain[-1]
+        name = result.output_name
+        other = self._names_written.get((container.id, name))
+        if other is not None and other != item.file_origin:
+            row.state = "error"
+            row.reason = f"another source file in this run produced the output name {name!r}"
+            return
+        by_origin, by_name = self.dest.find_dest_file(container, name, item.file_origin)
+        if (
+            by_name is not None
+            and by_name.origin_id != item.file_origin
+            and self.job.conflict == "skip"
+        ):
+            self._fill_dest(row, dest_chain, by_name.name, by_name.id)
+            row.state = "skipped"
+            row.reason = (
+                "a different file with this name is at the destination (conflict policy skip)"
+            )
+            return
+        if by_origin is not None and self.job.conflict == "skip":
+            self._fill_dest(row, dest_chain, by_origin.name, by_origin.id)
+            row.state, row.reason, row.write = (
+                "exported",
+                "already exported (same origin id)",
+                "unchanged",
+            )
+            return
+        written = self.dest.write_file(
+            container,
+            name,
+            Path(result.output_path),
+            item.file_meta,
+            self.job.conflict,
+            existing=by_origin or by_name,
+        )
+        self._names_written[(container.id, name)] = item.file_origin
+        self._fill_dest(row, dest_chain, written.entry.name, written.entry.id)
+        row.state, row.write = "exported", written.action
+        if result.reason:
+            row.reason = result.reason
+
+    # -- run --------------------------------------------------------------------------------------
+    def run(self) -> int:
+        from fw_gear_deid.export._profiles import SubjectProfiles, choose_profile
+
+        self._open()
+        assert self.dest is not None
+        chosen = choose_profile(self.job.profile_path, self.dest)
+        self.summary["profile"] = {
+            "level": chosen.level,
+            "source": chosen.source,
+            "sha256": getattr(chosen.profile, "sha256", None),
+            "opted_out": chosen.opted_out,
+            "rejected": chosen.rejected,
+            "issues_by_level": chosen.issues_by_level,
+        }
+        if chosen.rejected or chosen.profile is None:
+            self.summary["reason"] = "no valid profile at any level: nothing written"
+            return 1
+        if chosen.opted_out:
+            log.info("profile at level %s opts out: files are copied unchanged", chosen.level)
+        if not self.job.residual_check:
+            log.warning("residual-PHI check disabled by request (--no-residual-check)")
+        self.keys = self._resolve_keys(chosen.profile.data)
+        self.summary["keys_fingerprint"] = self.keys.fingerprint
+        profiles = SubjectProfiles(chosen, self.job.mapping_csv, self.job.session_level)
+
+        items: list[_Item] = []
+        for chain, entry in self._walk():
+            row = ReportRow(self._label_path(chain), chain[-1].type, entry.name, "error")
+            item = _Item(len(items), chain, entry, row)
+            items.append(item)
+            self.rows.append(row)
+        self._process_all(items, profiles, chosen.opted_out)
+        return 0
+
+    def _process_all(self, items: list[_Item], profiles: Any, opted_out: bool) -> None:
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(items), unit="file", file=sys.stderr, dynamic_ncols=True)
+        done = 0
+        step = max(1, len(items) // 20)
+
+        def tick() -> None:
+            nonlocal done
+            done += 1
+            if bar is not None:
+                bar.update(1)
+            elif done % step == 0 or done == len(items):
+                counts = summarize(self.rows)["by_state"]
+                detail = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
+                log.info("progress: %d/%d files (%s)", done, len(items), detail)
+
+        pending: list[_Item] = []
+        for item in items:
+            if not self._prepare(item, profiles, opted_out) or self._already_exported(item):
+                tick()
+            else:
+                pending.append(item)
+        with tempfile.TemporaryDirectory(prefix="deid-export-") as tmp:
+            tmp_root = Path(tmp)
+            if self.job.jobs <= 1:
+                init_worker(self.keys)  # type: ignore[arg-type]
+                for item in pending:
+                    self._run_inline(item, tmp_root, opted_out)
+                    tick()
+            else:
+                self._run_pool(pending, tmp_root, opted_out, tick)
+        if bar is not None:
+            bar.close()
+
+    def _run_inline(self, item: _Item, tmp_root: Path, opted_out: bool) -> None:
+        try:
+            task = self._task(item, tmp_root, opted_out)
+        except Exception as error:
+            item.row.state, item.row.reason = (
+                "error",
+                f"reading the source failed: {_first_line(error)}",
+            )
+            return
+        self._finish(item, process(task))
+
+    def _run_pool(self, pending: list[_Item], tmp_root: Path, opted_out: bool, tick: Any) -> None:
+        import multiprocessing
+
+        # spawn: workers never inherit the parent's threads, sockets or SDK client.
+        context = multiprocessing.get_context("spawn")
+        queue = list(reversed(pending))
+        limit = self.job.jobs * 2
+        while queue:
+            pool = ProcessPoolExecutor(self.job.jobs, context, init_worker, (self.keys,))
+            running: dict[Future[TaskResult], _Item] = {}
+            broken: list[_Item] = []
+            try:
+                while queue or running:
+                    while queue and len(running) < limit and not broken:
+                        item = queue.pop()
+                        try:
+                            task = self._task(item, tmp_root, opted_out)
+                        except Exception as error:
+                            item.row.state = "error"
+                            item.row.reason = f"reading the source failed: {_first_line(error)}"
+                            tick()
+                            continue
+                        running[pool.submit(process, task)] = item
+                    if not running:
+                        break
+                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        item = running.pop(future)
+                        try:
+                            result = future.result()
+                        except BrokenProcessPool:
+                            broken.append(item)
+                            continue
+                        self._finish(item, result)
+                        tick()
+                    if broken:
+                        broken += list(running.values())
+                        running.clear()
+                        break
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+            # A worker died (killed, out of memory, crashed in native code): retry each file it may
+            # have held once, alone, so one bad file cannot fail its neighbours.
+            for item in broken:
+                if item.stack is not None:
+                    item.stack.close()
+                if item.attempts >= 1:
+                    item.row.state, item.row.reason = (
+                        "error",
+                        "the worker process died on this file",
+                    )
+                    shutil.rmtree(item.out_dir, ignore_errors=True)
+                    tick()
+                else:
+                    item.attempts += 1
+                    self._run_isolated(item, tmp_root, opted_out, tick)
+
+    def _run_isolated(self, item: _Item, tmp_root: Path, opted_out: bool, tick: Any) -> None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(1, context, init_worker, (self.keys,)) as pool:
+            try:
+                task = self._task(item, tmp_root, opted_out)
+                result = pool.submit(process, task).result()
+            except BrokenProcessPool:
+                if item.stack is not None:
+                    item.stack.close()
+                item.row.state, item.row.reason = "error", "the worker process died on this file"
+            except Exception as error:
+                if item.stack is not None:
+                    item.stack.close()
+                item.row.state, item.row.reason = "error", _first_line(error)
+            else:
+                self._finish(item, result)
+        tick()
+
+
+def run_export(job: ExportJob, progress: bool | None = None) -> ExportResult:
+    """Run one export job and write its report; never raises for a problem with the data.
+
+    Exit codes: 0 every in-scope file exported; 1 some file was not (or the profile was rejected);
+    2 the job could not start (unreadable location, no secret, bad option).
+    """
+    exporter = _Exporter(job, progress)
+    try:
+        code = exporter.run()
+    except DeidError as error:
+        exporter.summary["reason"] = _first_line(error)
+        log.error("%s", _first_line(error))
+        code = 2
+    finally:
+        for store in (exporter.source, exporter.dest):
+            if store is not None:
+                with contextlib.suppress(Exception):
+                    store.close()
+    rows = exporter.rows
+    exporter.summary.update(summarize(rows))
+    if code == 0 and any(row.state != "exported" for row in rows if row.in_scope):
+        code = 1
+    exporter.summary["finished"] = _now()
+    exporter.summary["exit_code"] = code
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    stem = f"deid-report-{stamp}-{uuid.uuid4().hex[:6]}"
+    csv_path, json_path = write_report(Path(job.report_dir), stem, rows, exporter.summary)
+    return ExportResult(code, exporter.summary, csv_path, json_path, rows)

@@ -1,0 +1,104 @@
+"""The per-file report (CSV + JSON) and the run summary.
+
+A row names the source file by container path and name, gives its state and reason, where it went, and
+the actions applied as ``path: action`` only. No field value (before or after) is ever written here.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import uuid
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: Every state a file can end in. Only ``exported`` counts as success.
+STATES: tuple[str, ...] = ("exported", "skipped", "blocked", "quarantined", "error")
+
+CSV_COLUMNS: tuple[str, ...] = (
+    "source_container",
+    "source_type",
+    "source_file",
+    "in_scope",
+    "state",
+    "reason",
+    "handler",
+    "dest_container",
+    "dest_container_id",
+    "dest_file",
+    "dest_file_id",
+    "write",
+    "actions",
+)
+
+
+@dataclass
+class ReportRow:
+    """One source file (or one entry the store could not export) and what happened to it."""
+
+    source_container: str
+    source_type: str
+    source_file: str
+    state: str
+    reason: str = ""
+    #: False for entries that are not data (symlinks, hidden files): reported, but not counted.
+    in_scope: bool = True
+    handler: str = ""
+    dest_container: str = ""
+    dest_container_id: str = ""
+    dest_file: str = ""
+    dest_file_id: str = ""
+    #: What the store did: written, replaced, new-version, unchanged, or empty.
+    write: str = ""
+    #: ``{"path": ..., "action": ...}`` for every field changed (no values).
+    actions: list[dict[str, str]] = field(default_factory=list)
+
+    def csv_row(self) -> dict[str, str]:
+        row = asdict(self)
+        row["actions"] = "; ".join(f"{a['path']}: {a['action']}" for a in self.actions)
+        row["in_scope"] = "yes" if self.in_scope else "no"
+        return {key: str(row[key]) for key in CSV_COLUMNS}
+
+
+def summarize(rows: list[ReportRow]) -> dict[str, Any]:
+    counts = Counter(row.state for row in rows if row.in_scope)
+    return {
+        "files": sum(counts.values()),
+        "by_state": {state: counts.get(state, 0) for state in STATES},
+        "not_in_scope": sum(1 for row in rows if not row.in_scope),
+    }
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as stream:
+        stream.write(text)
+        stream.flush()
+        os.fsync(stream.fileno())
+    os.replace(tmp, path)
+
+
+def write_report(
+    report_dir: Path, stem: str, rows: list[ReportRow], summary: dict[str, Any]
+) -> tuple[Path, Path]:
+    """Write ``<stem>.csv`` and ``<stem>.json`` into ``report_dir`` (atomically) and return them."""
+    report_dir.mkdir(parents=True, exist_ok=True)
+    csv_path = report_dir / f"{stem}.csv"
+    json_path = report_dir / f"{stem}.json"
+
+    class _Buffer(list):
+        def write(self, text: str) -> None:
+            self.append(text)
+
+    buffer = _Buffer()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(row.csv_row())
+    _atomic_write(csv_path, "".join(buffer))
+    document = {"summary": summary, "files": [asdict(row) for row in rows]}
+    _atomic_write(json_path, json.dumps(document, indent=2, sort_keys=False, default=str) + "\n")
+    return csv_path, json_path

@@ -1,0 +1,190 @@
+"""The local folder store: layout, sidecars, read-only source, atomic writes, race-safe creation."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+from pathlib import Path
+
+import pytest
+
+from fw_gear_deid.errors import StoreError
+from fw_gear_deid.stores import ContainerMeta, FileMeta, ReadOnlyStoreError, open_store, with_origin
+from fw_gear_deid.stores.local import LocalStore
+
+
+def _tree(root: Path) -> Path:
+    project = root / "site" / "grp" / "proj"
+    acq = project / "sub-01" / "ses-1" / "acq-t1"
+    acq.mkdir(parents=True)
+    (acq / "a.dcm").write_bytes(b"A" * 10)
+    (project / "sub-01" / "ses-1" / "notes.txt").write_text("session file")
+    (project / "sub-01" / "subject.json").write_text("{}")
+    (project / "protocol.pdf").write_bytes(b"%PDF")
+    (project / "deid_profile.yaml").write_text("dicom: {fields: []}\n")
+    (root / "site" / "grp" / "deid_profile.yaml").write_text("name: group\n")
+    (root / "site" / "deid_profile.yaml").write_text("name: site\n")
+    return project
+
+
+def test_plain_folder_is_a_project_with_typed_children(tmp_path):
+    project = _tree(tmp_path)
+    store = LocalStore(project, read_only=True)
+    assert store.location.type == "project"
+    assert store.location.id == "grp/proj"
+    assert [f.name for f in store.files(store.location)] == ["protocol.pdf"]  # profile is not data
+    (subject,) = store.children(store.location)
+    assert (subject.type, subject.label, subject.id) == ("subject", "sub-01", "grp/proj/sub-01")
+    assert [f.name for f in store.files(subject)] == ["subject.json"]
+    (session,) = store.children(subject)
+    (acq,) = store.children(session)
+    assert acq.type == "acquisition"
+    assert [f.name for f in store.files(acq)] == ["a.dcm"]
+    assert [c.type for c in store.parents(acq)] == ["project", "subject", "session"]
+    assert [p.level for p in store.profiles()] == ["project", "group", "site"]
+    assert [p.content for p in store.profiles()][1] == "name: group\n"
+
+
+def test_sidecars_give_labels_info_fields_and_location_type(tmp_path):
+    project = _tree(tmp_path)
+    (project / "sub-01" / ".container.json").write_text(
+        json.dumps(
+            {
+                "container_type": "subject",
+                "label": "Subject One",
+                "info": {"a": 1},
+                "tags": ["t"],
+                "sex": "F",
+            }
+        )
+    )
+    (project / "sub-01" / ".subject.json.meta.json").write_text(
+        json.dumps({"type": "source code", "modality": "MR", "info": {"k": "v"}})
+    )
+    store = LocalStore(project / "sub-01", read_only=True)
+    assert store.location.type == "subject"
+    assert store.location.label == "Subject One"
+    assert store.location.fields == {"sex": "F"}
+    assert store.location.tags == ["t"]
+    assert store.project().id == "grp/proj"
+    (entry,) = store.files(store.location)
+    assert (entry.type, entry.modality, entry.info) == ("source code", "MR", {"k": "v"})
+    by_option = LocalStore(project, read_only=True, subject="Subject One", session="ses-1")
+    assert by_option.location.type == "session"
+    with pytest.raises(StoreError, match="no subject"):
+        LocalStore(project, read_only=True, subject="nobody")
+
+
+def test_symlinks_hidden_files_and_deep_folders_are_reported_not_followed(tmp_path):
+    project = _tree(tmp_path)
+    outside = tmp_path / "secret.txt"
+    outside.write_text("outside the tree")
+    acq = project / "sub-01" / "ses-1" / "acq-t1"
+    (acq / "link.dcm").symlink_to(outside)
+    (acq / ".DS_Store").write_bytes(b"x")
+    (acq / "deeper").mkdir()
+    (project / "linked-subject").symlink_to(project / "sub-01")
+    store = LocalStore(project, read_only=True)
+    acq_container = store.get_container("acquisition", "grp/proj/sub-01/ses-1/acq-t1")
+    assert [f.name for f in store.files(acq_container)] == ["a.dcm"]
+    skipped = dict(store.skipped_entries(acq_container))
+    assert skipped == {
+        ".DS_Store": "hidden file or folder",
+        "deeper/": "folder below acquisition level",
+        "link.dcm": "symbolic link (not followed)",
+    }
+    assert [c.label for c in store.children(store.location)] == ["sub-01"]
+    assert dict(store.skipped_entries(store.location)) == {
+        "linked-subject": "symbolic link (not followed)"
+    }
+    with pytest.raises(StoreError, match="symbolic link"):
+        store.find_file(str(acq / "link.dcm"))
+    with pytest.raises(StoreError, match="not inside"):
+        store.find_file(str(outside))
+
+
+def test_read_only_store_refuses_writes_and_creates_nothing(tmp_path):
+    project = _tree(tmp_path)
+    before = sorted(str(p) for p in project.rglob("*"))
+    store = LocalStore(project, read_only=True)
+    with pytest.raises(ReadOnlyStoreError):
+        store.ensure_child(store.location, "subject", "o1", ContainerMeta("x"))
+    src = project / "protocol.pdf"
+    with pytest.raises(ReadOnlyStoreError):
+        store.write_file(store.location, "x.pdf", src, FileMeta(), "skip")
+    assert sorted(str(p) for p in project.rglob("*")) == before
+
+
+def test_destination_project_is_created_and_files_written_atomically_with_origin(tmp_path):
+    dest = open_store(str(tmp_path / "out" / "grp" / "proj"), read_only=False, create=True)
+    assert dest.location.type == "project"
+    subject = dest.ensure_child(
+        dest.location, "subject", "origin-s", ContainerMeta("S1", tags=["x"])
+    )
+    again = dest.ensure_child(dest.location, "subject", "origin-s", ContainerMeta("S1", tags=["x"]))
+    assert subject.id == again.id
+    assert subject.origin_id == "origin-s"
+    other = dest.ensure_child(dest.location, "subject", "origin-t", ContainerMeta("S1"))
+    assert other.id != subject.id
+    assert other.label == "S1"
+
+    src = tmp_path / "payload.bin"
+    src.write_bytes(b"one")
+    meta = FileMeta(type="dicom", info=with_origin({}, "file-o"))
+    result = dest.write_file(subject, "f.dcm", src, meta, "skip")
+    assert result.action == "written"
+    folder = dest.container_dir(subject)
+    sidecar = json.loads((folder / ".f.dcm.meta.json").read_text())
+    assert sidecar["info"]["export"]["origin_id"] == "file-o"
+    assert sidecar["type"] == "dicom"
+    assert dest.write_file(subject, "f.dcm", src, meta, "replace").action == "unchanged"
+    src.write_bytes(b"two")
+    assert dest.write_file(subject, "f.dcm", src, meta, "replace").action == "replaced"
+    assert (folder / "f.dcm").read_bytes() == b"two"
+    src.write_bytes(b"three")
+    result = dest.write_file(subject, "f.dcm", src, meta, "new-version")
+    assert (result.action, result.entry.version) == ("new-version", 2)
+    assert (folder / ".versions" / "f.dcm" / "v1").read_bytes() == b"two"
+    assert [f.name for f in dest.files(subject)] == ["f.dcm"]
+    by_origin, by_name = dest.find_dest_file(subject, "other-name", "file-o")
+    assert by_origin is not None
+    assert by_origin.name == "f.dcm"
+    assert by_name is None
+    assert not [p for p in folder.iterdir() if p.name.startswith(".tmp-")]
+    with pytest.raises(StoreError, match="not a valid destination file name"):
+        dest.write_file(subject, "../escape", src, meta, "skip")
+
+
+def _race(args):
+    path, origin = args
+    store = LocalStore(path, read_only=False)
+    return store.ensure_child(store.location, "subject", origin, ContainerMeta("same")).id
+
+
+def test_concurrent_creation_makes_each_container_once(tmp_path):
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    with multiprocessing.get_context("spawn").Pool(6) as pool:
+        ids = pool.map(_race, [(str(dest), "one-origin")] * 12)
+    assert len(set(ids)) == 1
+    folders = [p for p in dest.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    assert len(folders) == 1
+
+
+def test_broken_sidecar_is_an_error_not_ignored(tmp_path):
+    project = _tree(tmp_path)
+    (project / "sub-01" / ".container.json").write_text("{not json")
+    store = LocalStore(project, read_only=True)
+    with pytest.raises(StoreError, match="not valid JSON"):
+        store.children(store.location)
+
+
+def test_file_mode_reference_relative_to_location(tmp_path):
+    project = _tree(tmp_path)
+    store = LocalStore(project, read_only=True)
+    container, entry = store.find_file("sub-01/ses-1/acq-t1/a.dcm")
+    assert (container.type, entry.name, entry.size) == ("acquisition", "a.dcm", 10)
+    with store.local_file(entry) as path:
+        assert path.read_bytes() == b"A" * 10
+    assert os.path.samefile(path, project / "sub-01" / "ses-1" / "acq-t1" / "a.dcm")
