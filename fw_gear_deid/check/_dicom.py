@@ -1,0 +1,120 @@
+"""DICOM backstop for the gate: every element of an output, at any depth, as text.
+
+The DICOM handler's ``text_values`` is the primary source; this walk is a second, independent reader
+so that what the handler does not decode is still scanned, above all private OB/UN blobs such as the
+Siemens CSA headers, which carry operator and patient names (PEERS.md §11). Binary values are turned
+into text the way ``strings`` does: runs of printable Latin-1 characters.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.multival import MultiValue
+from pydicom.sequence import Sequence
+from pydicom.tag import BaseTag
+
+from fw_gear_deid.errors import MalformedFileError
+
+#: Pixel-like binary data: numbers, not text; scanning it only makes false positives.
+_PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010, 0x54000110, 0x54001010, 0x00091001})
+_BINARY_VRS = frozenset({"OB", "UN", "OW", "OB or OW", "US or OW", "ob", "un"})
+#: Printable Latin-1 runs of at least 4 characters (shorter runs are chance in binary data).
+_PRINTABLE = re.compile(rb"[\x20-\x7e\xa0-\xff]{4,}")
+#: Deep enough for any real file; deeper nesting is hostile and the handler rejects it.
+MAX_DEPTH = 64
+
+
+def tag_path(tag: BaseTag) -> str:
+    return f"({tag.group:04X},{tag.element:04X})"
+
+
+def _is_pixel_like(tag: BaseTag) -> bool:
+    # overlay data (60xx,3000) and curve data (50xx,3000) are bitmaps too
+    return int(tag) in _PIXEL_TAGS or (tag.element == 0x3000 and tag.group >> 8 in (0x50, 0x60))
+
+
+def printable_runs(data: bytes) -> Iterator[str]:
+    for run in _PRINTABLE.finditer(data):
+        yield run.group().decode("latin-1")
+
+
+class _TooDeep(Exception):
+    pass
+
+
+def _walk(dataset: Dataset, prefix: str, depth: int) -> Iterator[tuple[str, str]]:
+    if depth > MAX_DEPTH:
+        raise _TooDeep
+    for tag in list(dataset.keys()):
+        if _is_pixel_like(BaseTag(tag)):
+            continue  # checked before access: reading the element would load deferred pixels
+        elem = dataset[tag]
+        path = f"{prefix}{tag_path(elem.tag)}"
+        if elem.VR == "SQ" and isinstance(elem.value, Sequence):
+            for i, item in enumerate(elem.value):
+                yield from _walk(item, f"{path}[{i}].", depth + 1)
+            continue
+        value = elem.value
+        if value is None:
+            continue
+        if isinstance(value, bytes | bytearray):
+            if elem.VR in _BINARY_VRS or elem.tag.is_private:
+                for run in printable_runs(bytes(value)):
+                    yield path, run
+            continue
+        if isinstance(value, list | tuple | MultiValue):
+            yield path, "\\".join(str(v) for v in value)
+        else:
+            yield path, str(value)
+
+
+def dicom_texts(path: Path) -> Iterator[tuple[str, str]]:
+    """``(element path, text)`` for every element of a DICOM file, file meta included.
+
+    Raises :class:`MalformedFileError` when the file cannot be read as DICOM.
+    """
+    try:
+        dataset = dcmread(path, defer_size="1 MB")
+    except (InvalidDicomError, OSError, ValueError, EOFError) as error:
+        raise MalformedFileError(
+            path.name, f"not readable as DICOM ({type(error).__name__})"
+        ) from None
+    try:
+        if dataset.file_meta is not None:
+            yield from _walk(dataset.file_meta, "", 0)
+        yield from _walk(dataset, "", 0)
+    except (RecursionError, _TooDeep):
+        raise MalformedFileError(path.name, f"sequences nested deeper than {MAX_DEPTH}") from None
+
+
+def pixel_data_range(path: Path) -> tuple[int, int] | None:
+    """Byte range of the top-level pixel data value (to the end of the file for encapsulated data),
+    or None; read without loading the pixels."""
+    try:
+        dataset = dcmread(path, defer_size=1024)
+        for tag in (0x7FE00010, 0x7FE00008, 0x7FE00009):
+            raw = dataset.get_item(tag)
+            if raw is not None and getattr(raw, "value_tell", None) is not None:
+                start = raw.value_tell
+                length = raw.length
+                size = path.stat().st_size
+                end = size if length in (None, 0xFFFFFFFF) else min(size, start + length)
+                return start, end
+    except Exception:  # the backstop then reads the whole file: safe, only slower
+        return None
+    return None
+
+
+def looks_like_dicom(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:132] == b"DICM"

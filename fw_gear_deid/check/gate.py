@@ -1,0 +1,273 @@
+"""The residual-PHI gate: look for a source file's removed/replaced values in its outputs.
+
+Built once per source file from the handler's :attr:`DeidOutcome.sensitive`; the export pipeline
+calls :meth:`ResidualGate.scan_file` on the output (before it is renamed into place) and
+:meth:`ResidualGate.scan_metadata` on the destination containers' labels, info and tags. Any hit blocks
+the file. A :class:`Hit` names where and what kind of value, never the value: paths that would
+themselves contain a sensitive value are redacted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from fw_gear_deid.check._dicom import dicom_texts, looks_like_dicom, pixel_data_range
+from fw_gear_deid.check._raw import RawScanner
+from fw_gear_deid.check._text import UID_RUN, fold, normalize_text, token_seq, tokenize
+from fw_gear_deid.check.matchers import (
+    AddressMatcher,
+    DateMatcher,
+    IdMatcher,
+    Matcher,
+    MatchPolicy,
+    NameMatcher,
+    NeedleIndex,
+    OtherMatcher,
+    TextMatcher,
+    UidMatcher,
+)
+from fw_gear_deid.errors import ResidualPHIError
+
+log = logging.getLogger(__name__)
+
+#: What replaces a sensitive value found inside a hit's path.
+REDACTED = "[redacted]"
+#: Kind of the hit recorded when an output cannot be scanned at all (fail closed: it blocks).
+UNSCANNABLE = "unscannable"
+
+
+@dataclass(frozen=True)
+class Hit:
+    """Where a sensitive value was found and what kind it was; never the value itself."""
+
+    path: str
+    kind: str
+
+    def __str__(self) -> str:
+        return f"{self.path} ({self.kind})"
+
+
+class ResidualGate:
+    """Scans outputs for the identifying values of one source file.
+
+    ``sensitive`` is what the handler removed or replaced (``DeidOutcome.sensitive``, members
+    included); ``allow`` lists values the profile writes by design (``replace-with`` constants) so a
+    source that already held them is not a hit. The gate keeps no values in logs or hits; it is
+    picklable and can be shared by worker processes.
+    """
+
+    def __init__(
+        self,
+        sensitive: Iterable[Any],
+        *,
+        min_token_length: int = 3,
+        min_text_token_length: int = 4,
+        min_id_length: int = 4,
+        raw_min_length: int = 8,
+        allow: Iterable[str] = (),
+        raw_backstop: bool = True,
+    ):
+        allowed: set[str] = set()
+        for value in allow:
+            allowed.add(fold(normalize_text(str(value)).strip()))
+            allowed.update(token_seq(str(value)))
+        self.policy = MatchPolicy(
+            min_token_length=min_token_length,
+            min_text_token_length=min_text_token_length,
+            min_id_length=min_id_length,
+            raw_min_length=raw_min_length,
+            allow=frozenset(allowed),
+        )
+        self.raw_backstop = raw_backstop
+        self.index = NeedleIndex()
+        uids = UidMatcher(self.index, self.policy)
+        self.matchers: list[Matcher] = [
+            NameMatcher(self.index, self.policy),
+            IdMatcher(self.index, self.policy, uids),
+            DateMatcher(self.index, self.policy),
+            uids,
+            AddressMatcher(self.index, self.policy),
+            TextMatcher(self.index, self.policy),
+            OtherMatcher(self.index, self.policy),
+        ]
+        by_kind = {kind: m for m in self.matchers for kind in m.kinds}
+        for item in sensitive:
+            kind, value = str(item.kind), item.value
+            if value is None or not str(value).strip():
+                continue
+            by_kind.get(kind, self.matchers[-1]).add(kind, str(value))
+        self._raw = RawScanner(self.index.raw, self.index.uids) if raw_backstop else None
+        # plain dicts: picklable and no accidental insertion on lookup
+        self.index.tokens = dict(self.index.tokens)
+        self.index.phrases = dict(self.index.phrases)
+        self.index.uids = dict(self.index.uids)
+        self.index.cjk = dict(self.index.cjk)
+
+    # -- introspection ----------------------------------------------------------------------------
+    def __bool__(self) -> bool:
+        """False when nothing in the source is worth searching (every scan then finds nothing)."""
+        return len(self.index) > 0
+
+    def describe(self) -> list[str]:
+        """One line per matcher: how many values it took and searches (counts only, no values)."""
+        lines = [m.describe() for m in self.matchers if m.values]
+        raw = len(self._raw) if self._raw is not None else 0
+        lines.append(
+            f"raw-bytes backstop: {'on' if self._raw is not None else 'off'}, {raw} literal(s)"
+        )
+        return lines
+
+    # -- matching ---------------------------------------------------------------------------------
+    def _find(self, text: str) -> dict[str, list[tuple[int, int]]]:
+        """kind -> spans (in the NFKC text) of every needle found in ``text``."""
+        found: dict[str, list[tuple[int, int]]] = {}
+        index = self.index
+        tokens = tokenize(text)
+        for token, start, end in tokens.units:
+            for kind in index.tokens.get(token, ()):
+                found.setdefault(kind, []).append((start, end))
+        seq = tokens.seq
+        for i, token in enumerate(seq):
+            for phrase, kind in index.phrases.get(token, ()):
+                if tuple(seq[i : i + len(phrase)]) == phrase:
+                    span = (tokens.spans[i][0], tokens.spans[i + len(phrase) - 1][1])
+                    found.setdefault(kind, []).append(span)
+        if index.uids:
+            for run in UID_RUN.finditer(tokens.text):
+                for kind in index.uids.get(run.group(), ()):
+                    found.setdefault(kind, []).append(run.span())
+        if index.cjk:
+            folded = tokens.text.casefold()
+            for needle, kinds in index.cjk.items():
+                at = folded.find(needle)
+                if at != -1:
+                    for kind in kinds:
+                        found.setdefault(kind, []).append((at, at + len(needle)))
+        return found
+
+    def kinds_in(self, text: str) -> set[str]:
+        """The kinds of sensitive value present in ``text`` (for tests and ``deid verify``)."""
+        return set(self._find(text))
+
+    def redact(self, text: str) -> str:
+        """``text`` with every sensitive value found in it replaced by ``[redacted]``: makes a path
+        (a JSON key, an archive member name) safe to put in a report."""
+        spans = sorted(span for spans in self._find(text).values() for span in spans)
+        if not spans:
+            return text
+        normalized = tokenize(text).text
+        merged: list[list[int]] = []
+        for start, end in spans:  # overlapping spans (a phrase and its tokens) become one
+            if merged and start <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], end)
+            else:
+                merged.append([start, end])
+        out, position = [], 0
+        for start, end in merged:
+            out.append(normalized[position:start])
+            out.append(REDACTED)
+            position = end
+        out.append(normalized[position:])
+        return "".join(out)
+
+    def scan_text(self, path: str, text: str) -> list[Hit]:
+        """Hits of one text value found at ``path`` in an output."""
+        kinds = self._find(text)
+        if not kinds:
+            return []
+        safe_path = self.redact(path)
+        return [Hit(safe_path, kind) for kind in sorted(kinds)]
+
+    def scan_values(self, values: Iterable[tuple[str, str]]) -> list[Hit]:
+        hits: dict[Hit, None] = {}
+        for path, text in values:
+            if text is None:
+                continue
+            for hit in self.scan_text(str(path), str(text)):
+                hits.setdefault(hit)
+        return list(hits)
+
+    # -- files ------------------------------------------------------------------------------------
+    def scan_file(self, handler: Any, path: Path) -> list[Hit]:
+        """Every hit in one output file: the handler's text values, for DICOM an independent walk of
+        every element (private OB/UN blobs as printable runs), and the raw-bytes backstop.
+
+        An output the scan cannot read yields a single ``unscannable`` hit: it blocks, fail closed.
+        """
+        path = Path(path)
+        if not self:
+            return []
+        hits: dict[Hit, None] = {}
+        sources: list[tuple[str, Iterator[tuple[str, str]]]] = []
+        if handler is not None:
+            sources.append(("handler", handler.text_values(path)))
+        is_dicom = (getattr(handler, "section_name", None) == "dicom") or looks_like_dicom(path)
+        if is_dicom:
+            sources.append(("dicom", dicom_texts(path)))
+        for name, values in sources:
+            try:
+                for hit in self.scan_values(values):
+                    hits.setdefault(hit)
+            except Exception as error:  # any failure blocks the file (fail closed)
+                log.warning(
+                    "residual-PHI scan of %s could not read it (%s: %s); blocking it",
+                    path.name,
+                    name,
+                    type(error).__name__,
+                )
+                hits.setdefault(Hit(f"({name} reader)", UNSCANNABLE))
+        if self._raw:
+            skip = pixel_data_range(path) if is_dicom else None
+            try:
+                for offset, kind in self._raw.scan(path, skip):
+                    hits.setdefault(Hit(f"raw bytes @{offset}", kind))
+            except OSError as error:
+                log.warning(
+                    "raw scan of %s failed (%s); blocking it", path.name, type(error).__name__
+                )
+                hits.setdefault(Hit("(raw bytes)", UNSCANNABLE))
+        return list(hits)
+
+    def check_file(self, handler: Any, path: Path, filename: str | None = None) -> None:
+        """:meth:`scan_file`, raising :class:`ResidualPHIError` (paths and kinds only) on any hit."""
+        hits = self.scan_file(handler, path)
+        if hits:
+            raise ResidualPHIError(filename or Path(path).name, hits)
+
+    # -- container metadata -----------------------------------------------------------------------
+    def scan_metadata(self, container_kind: str, metadata: Mapping[str, Any]) -> list[Hit]:
+        """Hits in a destination container's metadata (label, info, tags, subject fields...), walked
+        recursively; keys are scanned as well as values (an info key can be a name)."""
+        return self.scan_values(_walk_metadata(container_kind, metadata, 0))
+
+
+_MAX_METADATA_DEPTH = 100
+
+
+def _walk_metadata(prefix: str, value: Any, depth: int) -> Iterator[tuple[str, str]]:
+    if depth > _MAX_METADATA_DEPTH:
+        yield prefix, "(nested too deep)"
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            key_text = str(key)
+            yield f"{prefix}.{key_text}", key_text
+            yield from _walk_metadata(f"{prefix}.{key_text}", item, depth + 1)
+    elif isinstance(value, list | tuple | set | frozenset):
+        for i, item in enumerate(value):
+            yield from _walk_metadata(f"{prefix}[{i}]", item, depth + 1)
+    elif isinstance(value, datetime | date):
+        yield prefix, value.isoformat()
+    elif isinstance(value, bool) or value is None:
+        return
+    elif isinstance(value, str | int | float):
+        yield prefix, str(value)
+    elif isinstance(value, bytes):
+        yield prefix, value.decode("latin-1")
+    else:
+        yield prefix, str(value)
