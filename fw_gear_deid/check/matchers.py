@@ -198,6 +198,9 @@ class NameMatcher(Matcher):
             if len(tokens) >= 2 and sum(weight(t) for t in tokens) >= self.policy.min_token_length:
                 self.index.add_phrase(tokens, kind)
                 self.index.add_phrase(reversed(tokens), kind)
+                # written together, as in file names: JOHNDOE, DOEJOHN
+                self.index.add_token(tokens[0] + tokens[1], kind)
+                self.index.add_token(tokens[1] + tokens[0], kind)
                 found = True
             if group.strip() and not self._allowed(fold(group.strip())):
                 self.index.add_raw(group, kind, self.policy)
