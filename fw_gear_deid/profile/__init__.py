@@ -17,7 +17,12 @@ from __future__ import annotations
 from fw_gear_deid.errors import ProfileError
 from fw_gear_deid.profile._cascade import CascadeResult, ProfileSource, resolve_cascade
 from fw_gear_deid.profile._issues import ProfileIssue
-from fw_gear_deid.profile._mapping import MappingError, MappingTable, container_variables
+from fw_gear_deid.profile._mapping import (
+    MappingError,
+    MappingReadError,
+    MappingTable,
+    container_variables,
+)
 from fw_gear_deid.profile._profile import (
     OPT_OUT,
     Profile,
@@ -36,6 +41,7 @@ __all__ = [
     "UNSUPPORTED_ACTIONS",
     "CascadeResult",
     "MappingError",
+    "MappingReadError",
     "MappingTable",
     "Profile",
     "ProfileError",

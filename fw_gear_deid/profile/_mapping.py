@@ -25,6 +25,10 @@ class MappingError(DeidError):
     """The mapping CSV is unusable, or has no row for a subject/session."""
 
 
+class MappingReadError(MappingError):
+    """The mapping CSV cannot be read at all (missing file, not UTF-8)."""
+
+
 @dataclass(frozen=True)
 class MappingTable:
     """The rows of a mapping CSV, keyed by subject label (and session label)."""
@@ -50,9 +54,11 @@ class MappingTable:
             with open(path, encoding="utf-8-sig", newline="") as handle:
                 return cls.from_rows(csv.reader(handle), source, session_level)
         except OSError as error:
-            raise MappingError(f"{source}: cannot read the mapping CSV: {error.strerror}") from None
+            raise MappingReadError(
+                f"{source}: cannot read the mapping CSV: {error.strerror}"
+            ) from None
         except UnicodeDecodeError:
-            raise MappingError(f"{source}: the mapping CSV is not UTF-8 text") from None
+            raise MappingReadError(f"{source}: the mapping CSV is not UTF-8 text") from None
         except csv.Error as error:
             raise MappingError(f"{source}: malformed CSV: {error}") from None
 

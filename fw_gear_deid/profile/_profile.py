@@ -98,6 +98,10 @@ def load_profile(
     """
     if path is None and text is None:
         raise TypeError("load_profile needs a path or a text")
+    if isinstance(path, str) and text is None and ("\n" in path or path.lstrip()[:1] == "{"):
+        # ARCHITECTURE.md documents `load_profile(path_or_text, ...)`: a profile text passed
+        # positionally (it has a newline or is a JSON object) is taken as text, not as a path.
+        path, text = None, path
     label = source or (str(path) if path is not None else "<profile>")
     if text is None:
         text = read_profile_text(path)  # type: ignore[arg-type]

@@ -486,7 +486,8 @@ class Checker:
         if not has_name and not has_regex:
             self.add(path, "a field needs a name (or a regex) saying what it selects")
             return None
-        actions = [key for key in ACTIONS if key in entry]
+        # In the order written, so the message points at the second action the user wrote.
+        actions = [key for key in entry if key in ACTIONS]
         if len(actions) > 1:
             self.add(
                 (*path, actions[1]),
