@@ -1,0 +1,129 @@
+"""The Flywheel store driven through the real flywheel-sdk over HTTP (tests/fwserver)."""
+
+from __future__ import annotations
+
+import multiprocessing
+
+import pytest
+
+from fw_gear_deid.errors import StoreError
+from fw_gear_deid.stores import ContainerMeta, FileMeta, ReadOnlyStoreError, open_store, with_origin
+from tests.fwserver import FlywheelTestServer
+
+
+def _seed(server: FlywheelTestServer) -> dict:
+    project = server.add_project("grp", "src", deid_profile={"dicom": {"fields": []}})
+    subject = server.add_container(
+        "subject", project["_id"], "Doe^John", firstname="John", sex="male"
+    )
+    session = server.add_container("session", subject["_id"], "2020-01-02 MR", info={"a": 1})
+    acq = server.add_container("acquisition", session["_id"], "T1")
+    server.add_file(acq["_id"], "a.dcm", b"DICOM-BYTES", type="dicom", modality="MR")
+    server.add_file(project["_id"], "protocol.pdf", b"%PDF")
+    server.add_group("grp", deid_profile={"name": "group"})
+    server.set_site_profile({"name": "site"})
+    return {"project": project, "subject": subject, "session": session, "acq": acq}
+
+
+def test_walks_a_project_reads_files_and_profiles(fw_server):
+    ids = _seed(fw_server)
+    store = open_store("fw://grp/src", read_only=True, api_key=fw_server.api_key)
+    assert store.location.type == "project"
+    assert [f.name for f in store.files(store.location)] == ["protocol.pdf"]
+    (subject,) = store.children(store.location)
+    assert (subject.label, subject.fields["firstname"]) == ("Doe^John", "John")
+    (session,) = store.children(subject)
+    (acq,) = store.children(session)
+    (entry,) = store.files(acq)
+    assert (entry.name, entry.type, entry.modality, entry.size) == ("a.dcm", "dicom", "MR", 11)
+    with store.local_file(entry) as path:
+        assert path.read_bytes() == b"DICOM-BYTES"
+    assert [c.type for c in store.parents(acq)] == ["project", "subject", "session"]
+    profiles = store.profiles()
+    assert [(p.level, p.content) for p in profiles] == [
+        ("project", {"dicom": {"fields": []}}),
+        ("group", {"name": "group"}),
+        ("site", {"name": "site"}),
+    ]
+    container, found = store.find_file(entry.id)
+    assert (container.id, found.name) == (ids["acq"]["_id"], "a.dcm")
+    by_id = open_store(f"fw://_id/session/{ids['session']['_id']}", True, api_key=fw_server.api_key)
+    assert by_id.location.label == "2020-01-02 MR"
+    by_path = open_store("fw://grp/src", True, subject="Doe^John", api_key=fw_server.api_key)
+    assert by_path.location.type == "subject"
+
+
+def test_source_is_read_only_and_bad_locations_fail_cleanly(fw_server):
+    _seed(fw_server)
+    store = open_store("fw://grp/src", read_only=True, api_key=fw_server.api_key)
+    with pytest.raises(ReadOnlyStoreError):
+        store.ensure_child(store.location, "subject", "o", ContainerMeta("x"))
+    with pytest.raises(StoreError, match="cannot resolve"):
+        open_store("fw://grp/nope", read_only=True, api_key=fw_server.api_key)
+    with pytest.raises(StoreError, match="API key"):
+        open_store("fw://grp/src", read_only=True)
+    with pytest.raises(StoreError, match="cannot connect"):
+        open_store(
+            "fw://grp/src",
+            read_only=True,
+            api_key=f"127.0.0.1:{fw_server.port}:__force_insecure:wrong",
+        )
+
+
+def test_creates_containers_once_and_writes_files_with_metadata(fw_server, tmp_path):
+    dest_project = fw_server.add_project("grp", "dest")
+    store = open_store("fw://grp/dest", read_only=False, api_key=fw_server.api_key)
+    meta = ContainerMeta("S-pseudo", info={"k": "v"}, tags=["deid"], fields={"sex": "female"})
+    subject = store.ensure_child(store.location, "subject", "origin-1", meta)
+    again = store.ensure_child(store.location, "subject", "origin-1", meta)
+    assert subject.id == again.id
+    assert subject.origin_id == "origin-1"
+    assert subject.tags == ["deid"]
+    assert subject.fields["sex"] == "female"
+    assert len(fw_server.children(dest_project["_id"], "subject")) == 1
+    relabel = store.ensure_child(store.location, "subject", "origin-1", ContainerMeta("S-new"))
+    assert (relabel.id, relabel.label) == (subject.id, "S-new")
+
+    src = tmp_path / "out.dcm"
+    src.write_bytes(b"one")
+    fmeta = FileMeta(
+        type="dicom",
+        modality="MR",
+        classification={"Intent": ["Structural"]},
+        info=with_origin({"x": 1}, "file-1"),
+        tags=["t1"],
+    )
+    written = store.write_file(subject, "f.dcm", src, fmeta, "skip")
+    assert written.action == "written"
+    entry = written.entry
+    assert (entry.type, entry.modality, entry.classification) == (
+        "dicom",
+        "MR",
+        {"Intent": ["Structural"]},
+    )
+    assert entry.origin_id == "file-1"
+    assert entry.info["x"] == 1
+    assert fw_server.file_bytes(subject.id, "f.dcm") == b"one"
+    assert store.write_file(subject, "f.dcm", src, fmeta, "replace").action == "unchanged"
+    src.write_bytes(b"two")
+    result = store.write_file(subject, "f.dcm", src, fmeta, "new-version")
+    assert (result.action, result.entry.version) == ("new-version", 2)
+    by_origin, by_name = store.find_dest_file(subject, "f.dcm", "file-1")
+    assert by_origin.name == by_name.name == "f.dcm"
+
+
+def _create(args):
+    api_key, origin = args
+    store = open_store("fw://grp/dest", read_only=False, api_key=api_key)
+    return store.ensure_child(store.location, "subject", origin, ContainerMeta("same")).id
+
+
+def test_creation_race_is_detected_and_resolved(fw_server):
+    dest = fw_server.add_project("grp", "dest")
+    fw_server.list_delay = 0.2  # every job lists before any creates: they really race
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        ids = pool.map(_create, [(fw_server.api_key, "racy-origin")] * 4)
+    assert len(set(ids)) == 1
+    assert len(fw_server.children(dest["_id"], "subject")) == 1
+    assert fw_server.creates["subject"] > 1  # the race happened...
+    assert fw_server.deletes["subject"] == fw_server.creates["subject"] - 1  # ...and was resolved
