@@ -40,6 +40,8 @@ ACTION_KEYS: tuple[str, ...] = (
     "decrypt",
 )
 
+#: Shorter values (GPS "N", flags) identify no one and would only make the residual scan noisy.
+MIN_SENSITIVE = 2
 _OUTPUT_VAR = re.compile(r"\{([^{}]+)\}")
 _T2STAR = re.compile(r"(t2 ?_?)\*", re.IGNORECASE)
 _NAME_HINTS = ("name", "artist", "author", "creator", "owner", "byline", "writer", "person")
@@ -203,13 +205,18 @@ class Recorder:
             self.outcome.changes.append(FieldChange(path, action, before, after))
         else:
             self.outcome.changes.append(FieldChange(path, action))
-        if sensitive and before is not None and before.strip() and before != after:
+        if (
+            sensitive
+            and before is not None
+            and len(before.strip()) >= MIN_SENSITIVE
+            and before != after
+        ):
             self.outcome.sensitive.append(
                 SensitiveValue(kind or sensitive_kind(action, path, before), before, path)
             )
 
     def sensitive(self, kind: str, value: str, path: str) -> None:
-        if value and value.strip():
+        if len(value.strip()) >= MIN_SENSITIVE:
             self.outcome.sensitive.append(SensitiveValue(kind, value, path))
 
 
