@@ -28,6 +28,7 @@ from fw_gear_deid.errors import DeidError
 from fw_gear_deid.export._metadata import MetadataResult, container_metadata, file_metadata
 from fw_gear_deid.export._report import ReportRow, summarize, write_report
 from fw_gear_deid.export._worker import Task, TaskResult, init_worker, process
+from fw_gear_deid.formats import build_handlers
 from fw_gear_deid.keys import DateShiftRange, Keys
 from fw_gear_deid.stores import (
     CONFLICT_POLICIES,
@@ -40,6 +41,8 @@ from fw_gear_deid.stores import (
 )
 
 log = logging.getLogger("fw_gear_deid.export")
+#: State of a row not processed yet (never in a finished report).
+PENDING = "pending"
 
 
 @dataclass
@@ -161,19 +164,18 @@ class _Exporter:
         assert self.dest is not None
         if self.source.identity != self.dest.identity:
             return
-        src_project, dest_project = self.source.project(), self.dest.project()
-        if src_project.id == dest_project.id:
-            raise DeidError(
-                "the destination project is the source project; refusing to write into it"
-            )
-        # Local: a destination folder inside the source tree would modify the source.
         src_dir = getattr(self.source, "project_dir", None)
         dest_dir = getattr(self.dest, "project_dir", None)
         if src_dir is not None and dest_dir is not None:
+            # Local: a destination folder inside the source tree (or around it) would change it.
             for inner, outer in ((dest_dir, src_dir), (src_dir, dest_dir)):
                 with contextlib.suppress(ValueError):
                     Path(inner).relative_to(outer)
                     raise DeidError("source and destination project folders overlap; refusing")
+        elif self.source.project().id == self.dest.project().id:
+            raise DeidError(
+                "the destination project is the source project; refusing to write into it"
+            )
 
     def _resolve_keys(self, profile_data: dict[str, Any] | None) -> Keys:
         if self.job.keys is not None:
@@ -285,9 +287,8 @@ class _Exporter:
         """Fill in the item's profile and metadata; False when a row state is already decided."""
         chain = item.chain
         subject = chain[1].label if len(chain) > 1 else None
-        session = chain[2].label if len(chain) > 2 else None
         try:
-            item.profile = profiles.for_labels(subject, session)
+            item.profile = profiles.for_chain(chain)
         except DeidError as error:
             item.row.state, item.row.reason = "error", str(error)
             return False
@@ -446,12 +447,20 @@ class _Exporter:
             "opted_out": chosen.opted_out,
             "rejected": chosen.rejected,
             "issues_by_level": chosen.issues_by_level,
+            "states": chosen.states,
         }
         if chosen.rejected or chosen.profile is None:
             self.summary["reason"] = "no valid profile at any level: nothing written"
             return 1
         if chosen.opted_out:
             log.info("profile at level %s opts out: files are copied unchanged", chosen.level)
+        elif not chosen.profile.is_template:
+            # Build the handlers once here so a section no handler can take fails the job up front
+            # (exit 2) instead of failing every file in the workers.
+            try:
+                build_handlers(chosen.profile.data)
+            except Exception as error:
+                raise DeidError(f"the profile cannot be applied: {_first_line(error)}") from None
         if not self.job.residual_check:
             log.warning("residual-PHI check disabled by request (--no-residual-check)")
         self.keys = self._resolve_keys(chosen.profile.data)
@@ -460,7 +469,7 @@ class _Exporter:
 
         items: list[_Item] = []
         for chain, entry in self._walk():
-            row = ReportRow(self._label_path(chain), chain[-1].type, entry.name, "error")
+            row = ReportRow(self._label_path(chain), chain[-1].type, entry.name, PENDING)
             item = _Item(len(items), chain, entry, row)
             items.append(item)
             self.rows.append(row)
@@ -612,6 +621,9 @@ def run_export(job: ExportJob, progress: bool | None = None) -> ExportResult:
                 with contextlib.suppress(Exception):
                     store.close()
     rows = exporter.rows
+    for row in rows:
+        if row.state == PENDING:  # the job stopped before this file (a store failure): say so
+            row.state, row.reason = "error", "not processed: the job stopped early"
     exporter.summary.update(summarize(rows))
     if code == 0 and any(row.state != "exported" for row in rows if row.in_scope):
         code = 1

@@ -64,7 +64,7 @@ class ReportRow:
 
 
 def summarize(rows: list[ReportRow]) -> dict[str, Any]:
-    counts = Counter(row.state for row in rows if row.in_scope)
+    counts = Counter(row.state for row in rows if row.in_scope and row.state in STATES)
     return {
         "files": sum(counts.values()),
         "by_state": {state: counts.get(state, 0) for state in STATES},

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fw_gear_deid.errors import MalformedFileError, UnsupportedFileError
+from fw_gear_deid.check import guarded
+from fw_gear_deid.errors import DeidError, MalformedFileError, UnsupportedFileError
 from fw_gear_deid.formats import (
     DeidContext,
     DeidOutcome,
@@ -75,7 +76,7 @@ def _handlers(profile_key: str, profile_data: dict[str, Any]) -> HandlerSet:
 
 def _first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+    return text[0] if text else type(error).__name__
 
 
 def _flatten_outcome(
@@ -106,8 +107,11 @@ def process(task: Task) -> TaskResult:
         return TaskResult(task.index, "quarantined", reason=error.reason)
     except UnsupportedFileError as error:
         return TaskResult(task.index, "unsupported", reason=error.reason)
-    except Exception as error:  # one bad file never stops the others; no traceback to the user
+    except DeidError as error:
         return TaskResult(task.index, "error", reason=_first_line(error))
+    except Exception as error:  # one bad file never stops the others; no traceback to the user
+        # Library messages can quote file data: only the exception type goes to the report.
+        return TaskResult(task.index, "error", reason=f"unexpected {type(error).__name__}")
 
 
 def _process(task: Task) -> TaskResult:
@@ -141,7 +145,9 @@ def _process(task: Task) -> TaskResult:
     work = out_dir / "out"
     work.mkdir(parents=True, exist_ok=True)
     dst = work / "deid-output"
-    outcome = handler.deidentify(src, dst, ctx)
+    # guarded: any parser exception becomes a value-free MalformedFileError; partial output removed.
+    with guarded(task.source_name, cleanup=[dst]):
+        outcome = handler.deidentify(src, dst, ctx)
     if not dst.is_file():
         raise MalformedFileError(
             task.source_name, f"{handler.section_name} handler wrote no output"
