@@ -99,7 +99,7 @@ def pixel_data_range(path: Path) -> tuple[int, int] | None:
     try:
         dataset = dcmread(path, defer_size=1024)
         for tag in (0x7FE00010, 0x7FE00008, 0x7FE00009):
-            raw = dataset.get_item(tag)
+            raw = dataset.get_item(tag, keep_deferred=True)
             if raw is not None and getattr(raw, "value_tell", None) is not None:
                 start = raw.value_tell
                 length = raw.length

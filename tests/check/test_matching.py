@@ -29,7 +29,7 @@ def gate_of(*values: tuple[str, str], **options) -> ResidualGate:
         "JOHNDOE",  # the unsplit run is looked up too
         "Dr. DOE was here",
         "dóe",  # accents folded
-        "ＤＯＥ",  # full-width folded
+        "\uff24\uff2f\uff25",  # full-width DOE, folded
     ],
 )
 def test_name_components_are_found_however_written(text: str) -> None:
@@ -153,7 +153,9 @@ def test_id_that_is_a_uid_is_matched_as_a_uid() -> None:
 
 
 def test_free_text_tokens_skip_common_vocabulary() -> None:
-    gate = gate_of(("text", "Patient allergic to contrast, referred by Hawkins from Wallaby clinic"))
+    gate = gate_of(
+        ("text", "Patient allergic to contrast, referred by Hawkins from Wallaby clinic")
+    )
     assert gate.kinds_in("CONTRAST ENHANCED CHEST") == set()
     assert gate.kinds_in("Hawkins") == {"text"}
     assert gate.kinds_in("wallaby") == {"text"}
@@ -183,7 +185,9 @@ def test_unknown_kinds_are_treated_as_other() -> None:
 
 
 def test_allow_list_keeps_values_the_profile_writes_by_design() -> None:
-    gate = gate_of(("name", "REDACTEDNAME^X"), ("id", "SUBJ-0001"), allow=["REDACTEDNAME", "SUBJ-0001"])
+    gate = gate_of(
+        ("name", "REDACTEDNAME^X"), ("id", "SUBJ-0001"), allow=["REDACTEDNAME", "SUBJ-0001"]
+    )
     assert gate.kinds_in("REDACTEDNAME SUBJ-0001") == set()
 
 
@@ -194,9 +198,7 @@ def test_min_token_length_is_configurable() -> None:
 
 def test_redact_masks_every_value_and_keeps_the_rest() -> None:
     gate = gate_of(("name", "DOE^JOHN"), ("id", "MRN-0012345"))
-    assert gate.redact("files/John Doe/MRN-0012345.json") == (
-        f"files/{REDACTED}/{REDACTED}.json"
-    )
+    assert gate.redact("files/John Doe/MRN-0012345.json") == (f"files/{REDACTED}/{REDACTED}.json")
     assert gate.redact("nothing here") == "nothing here"
 
 
@@ -228,3 +230,10 @@ def test_empty_or_blank_values_make_an_empty_gate() -> None:
     gate = gate_of(("name", ""), ("id", "   "))
     assert not gate
     assert gate.scan_text("x", "anything at all") == []
+
+
+def test_undecodable_bytes_in_outputs_are_separators_not_crashes() -> None:
+    # handlers read undecodable input with surrogateescape; the gate must scan such text
+    text = b"DOE\xff\xfeJOHN".decode("utf-8", "surrogateescape")
+    assert gate_of(("name", "DOE^JOHN")).kinds_in(text) == {"name"}
+    assert "[redacted]" in gate_of(("name", "DOE^JOHN")).redact(text)

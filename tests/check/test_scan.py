@@ -226,3 +226,9 @@ def test_gate_config_allow_passes_replacement_values() -> None:
     assert gate is not None
     assert gate.kinds_in("simpson") == set()
     assert gate.kinds_in("homer") == {"name"}
+
+
+def test_pixel_range_is_found_without_loading_large_pixels(ct_small: Path) -> None:
+    from fw_gear_deid.check._dicom import pixel_data_range
+
+    assert pixel_data_range(ct_small) == (6300, 6300 + 32768)
