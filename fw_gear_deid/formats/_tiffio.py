@@ -157,7 +157,10 @@ def _read_ifd(
     count = struct.unpack(f"{order}H", source.read(offset, 2))[0]
     if count > MAX_ENTRIES:
         raise TiffFormatError(f"IFD at offset {offset} claims {count} entries")
-    table = source.read(offset + 2, 12 * count + 4)
+    table = source.read(offset + 2, 12 * count)
+    # some writers (piexif among them) end the last IFD without its next-IFD pointer: read it as 0
+    end = offset + 2 + 12 * count
+    table += source.read(end, 4) if end + 4 <= source.size else b"\x00\x00\x00\x00"
     ifd = Ifd(kind)
     for index in range(count):
         tag, typ, n = struct.unpack(f"{order}HHI", table[12 * index : 12 * index + 8])

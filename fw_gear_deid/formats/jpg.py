@@ -293,8 +293,11 @@ class JpgHandler(RuleHandler):
         blob = segment.payload[len(EXIF_HEADER) :]
         try:
             structure = read_tiff(io.BytesIO(blob), len(blob), ("0th", "1st"))
-        except TiffFormatError as exc:
-            raise MalformedFileError(source, f"EXIF block is malformed: {exc}") from exc
+        except TiffFormatError:
+            # an EXIF block we cannot parse cannot be edited tag by tag either: drop it whole
+            # (fail closed on its content, keep the image usable)
+            rec.change("EXIF", "remove (unreadable)", blob.decode("latin-1"), None, sensitive=False)
+            return None
         labels = list(ifd_labels(structure, lambda i: f"EXIF.IFD{i}"))
         if self.section.get("remove-exif"):
             for path, text in text_items(structure, labels):
