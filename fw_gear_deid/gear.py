@@ -322,12 +322,10 @@ def record_metadata(context, result, settings: GearSettings, locations: Location
         "summary": result.summary,
     }
     context.metadata.update_container("analysis", info={"deid": summary})
-    for report in (result.report_csv, result.report_json):
-        if report is not None and Path(report).is_file():
-            kind = "tabular data" if str(report).endswith(".csv") else "source code"
-            context.metadata.update_file_metadata(
-                Path(report).name, container_type="analysis", type=kind
-            )
+    if result.report_csv is not None and Path(result.report_csv).is_file():
+        context.metadata.update_file_metadata(
+            Path(result.report_csv).name, container_type="analysis", type="tabular data"
+        )
 
 
 def run(context, environ: Mapping[str, str] | None = None) -> int:
