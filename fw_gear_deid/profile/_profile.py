@@ -166,7 +166,9 @@ def _pipeline(
         placeholders = frozenset(used)
     else:
         placeholders = frozenset(used)
-    checked = _with_dummies(data, (), loaded) if placeholders else data
+    # Placeholders left in typed places (a template, or a failed substitution already reported)
+    # are checked as neutral values, so one mistake is reported once.
+    checked = _with_dummies(data, (), loaded)
     issues.extend(check_structure(checked, loaded, source))
     issues.extend(check_semantics(checked, loaded, source))
     if issues:
@@ -234,12 +236,15 @@ def _substitute(
         if wanted and "string" not in wanted:
             converted = _convert(text, wanted)
             if converted is None:
-                kinds = " or ".join(sorted(wanted))
+                kinds = " or ".join(_KIND_WORDS.get(kind, kind) for kind in sorted(wanted))
                 report(f"the value of variable {whole.group(1)!r} is not {kinds}, as needed here")
                 return value
             return converted
         return text
     return VARIABLE.sub(lambda match: str(variables[match.group(1)]), value)
+
+
+_KIND_WORDS = {"boolean": "true or false", "integer": "a whole number", "number": "a number"}
 
 
 def _convert(text: str, wanted: set[str]) -> Any:
