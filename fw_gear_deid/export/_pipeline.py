@@ -36,6 +36,7 @@ from fw_gear_deid.stores import (
     FileEntry,
     FileMeta,
     Store,
+    is_flywheel_location,
     open_store,
     with_origin,
 )
@@ -146,11 +147,15 @@ class _Exporter:
             session=job.session,
             api_key=job.api_key,
         )
+        src_dir = getattr(self.source, "project_dir", None)
+        if src_dir is not None and not is_flywheel_location(job.destination):
+            # Before anything is created: a destination inside the source tree would change it.
+            self._check_overlap(src_dir, Path(job.destination).expanduser().absolute().resolve())
         self.dest = open_store(
             job.destination,
             read_only=job.dry_run,
             api_key=job.dest_api_key or job.api_key,
-            create=not job.dry_run,
+            create=True,
         )
         if self.dest.location.type != "project":
             raise DeidError(f"{self.dest.describe()}: the destination must be a project")
@@ -167,15 +172,18 @@ class _Exporter:
         src_dir = getattr(self.source, "project_dir", None)
         dest_dir = getattr(self.dest, "project_dir", None)
         if src_dir is not None and dest_dir is not None:
-            # Local: a destination folder inside the source tree (or around it) would change it.
-            for inner, outer in ((dest_dir, src_dir), (src_dir, dest_dir)):
-                with contextlib.suppress(ValueError):
-                    Path(inner).relative_to(outer)
-                    raise DeidError("source and destination project folders overlap; refusing")
+            self._check_overlap(src_dir, dest_dir)
         elif self.source.project().id == self.dest.project().id:
             raise DeidError(
                 "the destination project is the source project; refusing to write into it"
             )
+
+    @staticmethod
+    def _check_overlap(src_dir: Path, dest_dir: Path) -> None:
+        for inner, outer in ((dest_dir, src_dir), (src_dir, dest_dir)):
+            with contextlib.suppress(ValueError):
+                Path(inner).relative_to(outer)
+                raise DeidError("source and destination project folders overlap; refusing")
 
     def _resolve_keys(self, profile_data: dict[str, Any] | None) -> Keys:
         if self.job.keys is not None:

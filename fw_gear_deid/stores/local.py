@@ -164,7 +164,9 @@ class LocalStore(Store):
         given = Path(path).expanduser().absolute()
         if not given.exists() and create and not read_only:
             given.mkdir(parents=True, exist_ok=True)
-        if not given.is_dir():
+        # A read-only look at a destination that does not exist yet (dry run): an empty project.
+        missing_ok = create and read_only and not given.exists() and not given.is_symlink()
+        if not given.is_dir() and not missing_ok:
             raise StoreError(f"{given}: not a folder")
         given = given.resolve()
         kind = _read_json(given / CONTAINER_SIDECAR).get(TYPE_KEY, "project")
@@ -242,6 +244,8 @@ class LocalStore(Store):
         if self._kind_of(folder) == "acquisition":
             return []
         result = []
+        if not folder.is_dir():
+            return result
         with os.scandir(folder) as entries:
             for entry in entries:
                 if entry.name.startswith(".") or entry.is_symlink():
@@ -304,6 +308,8 @@ class LocalStore(Store):
         folder = self._dir(container.id)
         files: list[FileEntry] = []
         skipped: list[tuple[str, str]] = []
+        if not folder.is_dir():
+            return files, skipped
         with os.scandir(folder) as entries:
             for entry in sorted(entries, key=lambda e: e.name):
                 name = entry.name
