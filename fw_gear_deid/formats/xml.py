@@ -156,7 +156,10 @@ class XmlHandler(RuleHandler):
                 continue
             path, before = found
             if rule.is_remove:
-                self._remove(node)
+                try:
+                    self._remove(node)
+                except ValueError as exc:
+                    raise MalformedFileError(source, f"{path}: {exc}") from exc
                 self._record_removed(tree, node, path, before, rec)
                 continue
             try:
@@ -226,17 +229,30 @@ class XmlHandler(RuleHandler):
 
     @staticmethod
     def serialise(tree: etree._ElementTree, source: bytes) -> bytes:
-        """The document in the source's encoding, with the source's own XML declaration."""
+        """The document in the source's encoding. The prolog (declaration, comments, doctype) and
+        what follows the root are copied from the source byte for byte when nothing there changed;
+        only the root element is serialised by lxml."""
         encoding = tree.docinfo.encoding or "UTF-8"
-        match = _DECLARATION.match(source)
-        if encoding.lower().replace("-", "") in ("utf16", "utf32") or match is None:
-            # no declaration to copy (or one we cannot copy byte-wise): lxml writes one only if the
-            # source had one
-            return etree.tostring(tree, encoding=encoding, xml_declaration=match is not None)
+        ascii_compatible = encoding.lower().replace("-", "") not in (
+            "utf16",
+            "utf32",
+            "ucs2",
+            "ucs4",
+        )
+        span = _root_span(source) if ascii_compatible else None
+        root = tree.getroot()
+        siblings = [*root.itersiblings(preceding=True), *root.itersiblings()]
+        if span is not None and _misc_unchanged(
+            siblings, source[: span[0]] + source[span[1] :], encoding
+        ):
+            body = etree.tostring(root, encoding=encoding, xml_declaration=False, with_tail=False)
+            return source[: span[0]] + body + source[span[1] :]
+        declaration = _DECLARATION.match(source)
+        if declaration is None or not ascii_compatible:
+            return etree.tostring(tree, encoding=encoding, xml_declaration=declaration is not None)
+        gap = re.match(rb"[ \t\r\n]*", source[declaration.end() :]).group(0)  # type: ignore[union-attr]
         body = etree.tostring(tree, encoding=encoding, xml_declaration=False)
-        gap = re.match(rb"[ \t\r\n]*", source[match.end() :]).group(0)  # type: ignore[union-attr]
-        ending = re.search(rb"[\r\n]*$", source).group(0)  # type: ignore[union-attr]
-        return source[: match.end()] + gap + body + ending
+        return source[: declaration.end()] + gap + body
 
     def _texts_of(
         self, tree: etree._ElementTree, root: Any, include_self: bool = True
@@ -277,3 +293,42 @@ class XmlHandler(RuleHandler):
             if sibling.text and sibling.text.strip():
                 yield "/comment()", sibling.text
         yield from self._texts_of(tree, root)
+
+
+_MISC = re.compile(rb"\s+|<!--.*?-->|<\?.*?\?>", re.DOTALL)
+_DOCTYPE = re.compile(rb"<!DOCTYPE(?:[^\[>]|\[.*?\])*>", re.DOTALL)
+
+
+def _root_span(source: bytes) -> tuple[int, int] | None:
+    """Where the root element starts and ends in the source bytes (None if it cannot be told)."""
+    pos = len(b"\xef\xbb\xbf") if source.startswith(b"\xef\xbb\xbf") else 0
+    while True:
+        match = _MISC.match(source, pos) or _DOCTYPE.match(source, pos)
+        if match is None or match.end() == pos:
+            break
+        pos = match.end()
+    if source[pos : pos + 1] != b"<":
+        return None
+    end = len(source)
+    while True:
+        stripped = source[:end].rstrip()
+        if stripped.endswith(b"-->"):
+            start = stripped.rfind(b"<!--")
+        elif stripped.endswith(b"?>"):
+            start = stripped.rfind(b"<?")
+        else:
+            end = len(stripped)
+            break
+        if start < pos:
+            return None
+        end = start
+    return (pos, end) if end > pos else None
+
+
+def _misc_unchanged(siblings: list, outside: bytes, encoding: str) -> bool:
+    """Whether every comment/PI around the root still reads as in the source (no rule changed it)."""
+    for node in siblings:
+        text = etree.tostring(node, encoding=encoding, xml_declaration=False, with_tail=False)
+        if text not in outside:
+            return False
+    return True
