@@ -14,7 +14,6 @@ from pathlib import Path
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
@@ -79,9 +78,11 @@ def dicom_texts(path: Path) -> Iterator[tuple[str, str]]:
 
     Raises :class:`MalformedFileError` when the file cannot be read as DICOM.
     """
+    # pydicom raises many types on hostile input (NotImplementedError for an unknown VR, KeyError,
+    # struct.error...): all of them mean "cannot be scanned", which the gate turns into a block
     try:
         dataset = dcmread(path, defer_size="1 MB")
-    except (InvalidDicomError, OSError, ValueError, EOFError) as error:
+    except Exception as error:
         raise MalformedFileError(
             path.name, f"not readable as DICOM ({type(error).__name__})"
         ) from None
@@ -91,6 +92,10 @@ def dicom_texts(path: Path) -> Iterator[tuple[str, str]]:
         yield from _walk(dataset, "", 0)
     except (RecursionError, _TooDeep):
         raise MalformedFileError(path.name, f"sequences nested deeper than {MAX_DEPTH}") from None
+    except Exception as error:
+        raise MalformedFileError(
+            path.name, f"element unreadable ({type(error).__name__})"
+        ) from None
 
 
 def pixel_data_range(path: Path) -> tuple[int, int] | None:
