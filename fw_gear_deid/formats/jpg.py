@@ -48,6 +48,14 @@ XMP_EXT_HEADER = b"http://ns.adobe.com/xmp/extension/\x00"
 PHOTOSHOP_HEADER = b"Photoshop 3.0\x00"
 _STANDALONE = {0x01, *range(0xD0, 0xD8)}
 MAX_SEGMENT = 0xFFFF - 2
+#: Field names that address whole segments. The piexif spellings of the same carriers (IFD0 tags
+#: XMLPacket and ImageResources) are accepted too, so a profile checked against piexif names can
+#: keep them.
+SEGMENT_ALIASES = {
+    "XMP": ("XMP", "XMLPacket"),
+    "IPTC": ("IPTC", "ImageResources"),
+    "COM": ("COM", "Comment"),
+}
 
 
 @dataclass
@@ -175,8 +183,9 @@ class JpgHandler(RuleHandler):
 
     # -- helpers ----------------------------------------------------------------------------------
     def _rule(self, name: str):
+        wanted = {alias.lower() for alias in SEGMENT_ALIASES.get(name, (name,))}
         for rule in self.rules:
-            if rule.name is not None and rule.name.lower() == name.lower():
+            if rule.name is not None and rule.name.lower() in wanted:
                 return rule
         return None
 

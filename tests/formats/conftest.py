@@ -35,7 +35,9 @@ def exiftool_dump(path: Path) -> str:
     exe = shutil.which("exiftool")
     if exe is None:  # scripts/setup installs it; only a bare local machine skips, never CI
         if os.environ.get("CI") == "true":
-            pytest.fail("exiftool is required under CI (scripts/setup installs libimage-exiftool-perl)")
+            pytest.fail(
+                "exiftool is required under CI (scripts/setup installs libimage-exiftool-perl)"
+            )
         pytest.skip("exiftool is not installed (apt-get install libimage-exiftool-perl)")
     result = subprocess.run(
         [exe, "-j", "-a", "-u", "-G1", "-ee", "-api", "RequestAll=3", str(path)],

@@ -83,6 +83,16 @@ def test_xmp_iptc_com_and_makernote_survive_when_a_rule_keeps_them(tmp_path, ctx
     assert MAKER in dump
 
 
+def test_piexif_spellings_keep_xmp_and_iptc_segments(tmp_path, ctx):
+    section = {
+        "fields": [{"name": "XMLPacket", "keep": True}, {"name": "ImageResources", "keep": True}]
+    }
+    _src, dst, _ = run(tmp_path, section, ctx)
+    dump = exiftool_dump(dst)
+    assert "Johanna Xmpname" in dump
+    assert "Ivana Iptcname" in dump
+
+
 def test_remove_exif_drops_the_whole_exif_block(tmp_path, ctx):
     _src, dst, outcome = run(tmp_path, {"remove-exif": True}, ctx)
     dump = exiftool_dump(dst)
