@@ -249,10 +249,10 @@ class Checker:
                 self.section(name, section, (name,))
         flywheel = data.get("flywheel")
         if isinstance(flywheel, dict):
-            for container, fields in CONTAINER_FIELDS.items():
+            for container in CONTAINER_FIELDS:
                 section = flywheel.get(container)
                 if isinstance(section, dict):
-                    self.container(container, fields, section, ("flywheel", container))
+                    self.container(container, section, ("flywheel", container))
         return self.issues
 
     # -- file sections ---------------------------------------------------------------------
@@ -290,9 +290,7 @@ class Checker:
                 if isinstance(rule, dict):
                     self.filename_rule(name, rule, (*path, "filenames", index), section)
 
-    def container(
-        self, container: str, allowed: tuple[str, ...], section: dict[str, Any], path: Path_
-    ) -> None:
+    def container(self, container: str, section: dict[str, Any], path: Path_) -> None:
         self.formats(section, path)
         self.jitter_settings(section, path)
         self.uid_settings(section, path)
@@ -462,7 +460,7 @@ class Checker:
                 first = seen[key]
                 self.add(
                     where,
-                    f"duplicate field: it selects the same as {_fmt_path((*path, first))} "
+                    f"duplicate field: it selects the same as {dotted((*path, first))} "
                     f"(line {self.loaded.line((*path, first))})",
                 )
             else:
@@ -736,7 +734,9 @@ class Checker:
             where = (*path, index)
             captures = self._capture_groups(rule.get("input-regex"), (*where, "input-regex"))
             groups = rule.get("groups") if isinstance(rule.get("groups"), list) else []
-            group_names = {g.get("name") for g in groups if isinstance(g, dict)}
+            group_names = {
+                g["name"] for g in groups if isinstance(g, dict) and isinstance(g.get("name"), str)
+            }
             for g_index, group in enumerate(groups):
                 if isinstance(group, dict) and group:
                     self._group_field(
@@ -780,7 +780,7 @@ class Checker:
         if name is None:
             self.add(path, "a group needs a name (a named group of input-regex or a field)")
             return
-        if captures is not None and name in captures:
+        if captures is not None and isinstance(name, str) and name in captures:
             # A capture group: the action applies to the captured text, whatever the section.
             self.field(
                 section_name,
@@ -822,7 +822,7 @@ class Checker:
                 self.add(where, "empty group entry")
                 continue
             name = group.get("name")
-            if captures is not None and isinstance(name, str) and name not in captures:
+            if captures is not None and isinstance(name, str | int) and name not in captures:
                 self.add(
                     (*where, "name"),
                     f"{name!r} is not a named group of input-regex",
@@ -922,10 +922,6 @@ def _contains_variable(value: Any) -> bool:
     if isinstance(value, list):
         return any(_contains_variable(item) for item in value)
     return has_variable(value)
-
-
-def _fmt_path(path: Path_) -> str:
-    return dotted(path)
 
 
 def check_semantics(data: Any, loaded: Loaded, source: str) -> list[ProfileIssue]:
