@@ -23,7 +23,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from fw_gear_deid import __version__
 from fw_gear_deid.errors import DeidError
@@ -213,13 +213,24 @@ class _Inputs:
         return None
 
 
+class FlywheelLookup(Protocol):
+    """The two questions config.json cannot answer (asked through flywheel-sdk)."""
+
+    def analysis_parent(self, analysis_id: str) -> tuple[str, str]:
+        """``(type, id)`` of the container an analysis is attached to."""
+
+    def file_parents(self, file_id: str) -> Mapping[str, str]:
+        """The ids of a file's parent containers by type (``project``, ``subject``, ...)."""
+
+
 def resolve_locations(
-    settings: GearSettings, config_json: Mapping[str, Any], analysis_parent=None
+    settings: GearSettings, config_json: Mapping[str, Any], lookup: FlywheelLookup | None = None
 ) -> Locations:
     """Source, destination and (file mode) the file, from config and the job's destination.
 
-    ``analysis_parent(analysis_id) -> (type, id)`` looks up an analysis' parent container (an SDK
-    call); it is only called in export mode on Flywheel when the job's destination is an analysis.
+    ``lookup`` is only used on Flywheel: for an export on an analysis (its parent is the source) and
+    for a file whose parent is an acquisition (the source is then the file's session, the closest
+    container an export can be opened on).
     """
     inputs = _Inputs(config_json)
     input_file = inputs.file("input_file")
@@ -240,12 +251,18 @@ def resolve_locations(
         file_id = (input_file.get("object") or {}).get("file_id")
         if not file_id:
             raise GearConfigError("input input_file: config.json gives no object.file_id")
+        if kind not in EXPORT_SOURCE_TYPES:
+            if lookup is None:
+                raise GearConfigError("input input_file: finding its session needs an API key")
+            kind, parent_id = "session", lookup.file_parents(str(file_id)).get("session")
+            if not parent_id:
+                raise GearConfigError("input input_file: the file's acquisition has no session")
         return Locations(flywheel_container(kind, parent_id), destination, str(file_id), "file")
     kind, container_id = inputs.destination.get("type"), inputs.destination.get("id")
     if kind == "analysis":
-        if analysis_parent is None:
+        if lookup is None:
             raise GearConfigError("the job runs on an analysis but there is no API key")
-        kind, container_id = analysis_parent(container_id)
+        kind, container_id = lookup.analysis_parent(container_id)
     if kind not in EXPORT_SOURCE_TYPES:
         raise GearConfigError(
             f"run the gear on a project, subject or session (got {kind!r}); to export one file, "
@@ -254,24 +271,42 @@ def resolve_locations(
     return Locations(flywheel_container(kind, container_id), destination, None, "export")
 
 
-def sdk_analysis_parent(api_key: str):
-    """``analysis_id -> (parent type, parent id)`` through flywheel-sdk."""
+class SdkLookup:
+    """:class:`FlywheelLookup` through flywheel-sdk (imported only when a question is asked)."""
 
-    def lookup(analysis_id: str) -> tuple[str, str]:
-        import flywheel  # deferred: local runs never import the SDK
+    def __init__(self, api_key: str):
+        self._api_key = api_key
+        self._client = None
 
-        client = flywheel.Client(api_key)
-        parent = client.get_analysis(analysis_id).parent
+    def __repr__(self) -> str:  # never show the key
+        return "SdkLookup()"
+
+    @property
+    def client(self):
+        if self._client is None:
+            import flywheel  # deferred: local runs never import the SDK
+
+            self._client = flywheel.Client(self._api_key)
+        return self._client
+
+    def analysis_parent(self, analysis_id: str) -> tuple[str, str]:
+        parent = self.client.get_analysis(analysis_id).parent
         return str(parent.type), str(parent.id)
 
-    return lookup
+    def file_parents(self, file_id: str) -> Mapping[str, str]:
+        parents = self.client.get_file(file_id).parents
+        return {
+            kind: str(value)
+            for kind in ("group", "project", "subject", "session", "acquisition")
+            if (value := getattr(parents, kind, None))
+        }
 
 
 def build_job_kwargs(
     config_json: Mapping[str, Any],
     report_dir: Path,
     environ: Mapping[str, str] | None = None,
-    analysis_parent=None,
+    lookup: FlywheelLookup | None = None,
 ) -> tuple[GearSettings, Locations, dict[str, Any]]:
     """Everything :class:`fw_gear_deid.export.ExportJob` needs, from config.json and its inputs."""
     environ = os.environ if environ is None else environ
@@ -283,9 +318,9 @@ def build_job_kwargs(
             "no api-key input: on Flywheel the gear needs one; for a run without Flywheel set "
             "source_path"
         )
-    if analysis_parent is None and api_key is not None:
-        analysis_parent = sdk_analysis_parent(api_key)
-    locations = resolve_locations(settings, config_json, analysis_parent)
+    if lookup is None and api_key is not None:
+        lookup = SdkLookup(api_key)
+    locations = resolve_locations(settings, config_json, lookup)
     kwargs: dict[str, Any] = {
         "source": locations.source,
         "destination": locations.destination,

@@ -16,7 +16,7 @@ import pytest
 
 from fw_gear_deid.demo import DEMO_PROFILE, FAKE_PATIENTS, _dicom, build_source, find_identifiers
 from fw_gear_deid.gear import local_config_json
-from tests.container.conftest import GEAR_ROOT, MANIFEST, _docker, run_gear_container
+from tests.container.dockerrun import GEAR_ROOT, MANIFEST, _docker, run_gear_container
 
 pytestmark = pytest.mark.docker
 

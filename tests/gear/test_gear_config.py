@@ -24,6 +24,23 @@ SECRET = "gear-test-secret-0123456789"
 API_KEY = "127.0.0.1:8080:__force_insecure:not-a-real-key"
 
 
+class FakeLookup:
+    """Answers what the SDK would, and records the questions."""
+
+    def __init__(self, parent=("session", "ses01"), parents=None):
+        self.parent = parent
+        self.parents = parents or {"project": "p01", "subject": "sub01", "session": "ses01"}
+        self.calls = []
+
+    def analysis_parent(self, analysis_id):
+        self.calls.append(("analysis", analysis_id))
+        return self.parent
+
+    def file_parents(self, file_id):
+        self.calls.append(("file", file_id))
+        return self.parents
+
+
 def fw_config_json(**config) -> dict:
     return {
         "config": {"destination_project": "grp/dest", **config},
@@ -132,16 +149,11 @@ def test_bad_secret_files_are_refused_without_showing_them(tmp_path, content, me
 
 # -- locations per mode --------------------------------------------------------------------------
 def test_export_mode_on_an_analysis_reads_the_analysis_parent(tmp_path):
-    calls = []
-
-    def parent(analysis_id):
-        calls.append(analysis_id)
-        return "session", "ses01"
-
+    lookup = FakeLookup()
     _, locations, kwargs = build_job_kwargs(
-        fw_config_json(), tmp_path, {"DEID_SECRET": SECRET}, parent
+        fw_config_json(), tmp_path, {"DEID_SECRET": SECRET}, lookup
     )
-    assert calls == ["analysis01"]
+    assert lookup.calls == [("analysis", "analysis01")]
     assert locations.mode == "export"
     assert kwargs["source"] == "fw://_id/session/ses01"
     assert kwargs["destination"] == "fw://grp/dest"
@@ -156,30 +168,42 @@ def test_export_mode_on_an_analysis_reads_the_analysis_parent(tmp_path):
 def test_utility_run_on_a_container_exports_that_container(tmp_path, kind):
     config_json = fw_config_json()
     config_json["destination"] = {"type": kind, "id": "c01"}
-    _, locations, _ = build_job_kwargs(config_json, tmp_path, {}, lambda _: pytest.fail("no"))
+    lookup = FakeLookup()
+    _, locations, _ = build_job_kwargs(config_json, tmp_path, {}, lookup)
     assert locations.source == f"fw://_id/{kind}/c01"
+    assert lookup.calls == []
 
 
 def test_acquisitions_are_not_an_export_source(tmp_path):
     config_json = fw_config_json()
     config_json["destination"] = {"type": "analysis", "id": "a01"}
     with pytest.raises(GearConfigError, match="project, subject or session"):
-        build_job_kwargs(config_json, tmp_path, {}, lambda _: ("acquisition", "acq01"))
+        build_job_kwargs(config_json, tmp_path, {}, FakeLookup(parent=("acquisition", "acq01")))
 
 
-def test_file_mode_exports_the_input_file_from_its_parent(tmp_path, a_file):
+def test_file_mode_exports_the_input_file_from_its_session(tmp_path, a_file):
     config_json = fw_config_json(conflict="replace", workers=3, dry_run=True)
     config_json["inputs"]["input_file"] = file_input(a_file)
-    _, locations, kwargs = build_job_kwargs(
-        config_json, tmp_path, {}, lambda _: pytest.fail("file mode needs no analysis lookup")
-    )
+    lookup = FakeLookup()
+    _, locations, kwargs = build_job_kwargs(config_json, tmp_path, {}, lookup)
+    assert lookup.calls == [("file", "file01")]
     assert locations.mode == "file"
-    assert kwargs["source"] == "fw://_id/acquisition/acq01"
+    assert kwargs["source"] == "fw://_id/session/ses01"
     assert kwargs["file"] == "file01"
     assert kwargs["conflict"] == "replace"
     assert kwargs["jobs"] == 3
     assert kwargs["dry_run"] is True
     assert kwargs["keys"] is None
+
+
+@pytest.mark.parametrize("kind", EXPORT_SOURCE_TYPES)
+def test_file_mode_on_a_project_subject_or_session_file_needs_no_lookup(tmp_path, a_file, kind):
+    config_json = fw_config_json()
+    config_json["inputs"]["input_file"] = file_input(a_file, {"type": kind, "id": "c01"})
+    lookup = FakeLookup()
+    _, locations, _ = build_job_kwargs(config_json, tmp_path, {}, lookup)
+    assert locations.source == f"fw://_id/{kind}/c01"
+    assert lookup.calls == []
 
 
 def test_file_mode_needs_the_file_id(tmp_path, a_file):

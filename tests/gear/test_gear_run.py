@@ -152,7 +152,7 @@ def test_secret_and_api_key_never_reach_log_or_outputs(tmp_path, fake_export, ca
         },
         "input_file": {
             "base": "file",
-            "hierarchy": {"type": "acquisition", "id": "acq01"},
+            "hierarchy": {"type": "subject", "id": "sub01"},
             "location": {"path": str(secret_file), "name": "secret.txt"},
             "object": {"file_id": "file42"},
         },
@@ -164,7 +164,7 @@ def test_secret_and_api_key_never_reach_log_or_outputs(tmp_path, fake_export, ca
     captured = capfd.readouterr()
     assert "Secret from the secret_file input, fingerprint" in captured.out + captured.err
     job = fake_export["jobs"][0]
-    assert (job.source, job.file, job.api_key) == ("fw://_id/acquisition/acq01", "file42", API_KEY)
+    assert (job.source, job.file, job.api_key) == ("fw://_id/subject/sub01", "file42", API_KEY)
     assert metadata["analysis"]["info"]["deid"]["mode"] == "file"
     for text in [
         captured.out,
