@@ -137,14 +137,9 @@ class Rule:
             return value
         if self.action == "remove":
             return REMOVED
+        actions = shared_actions()
         if self._compiled is None:
-            from fw_gear_deid import actions  # imported late: shared module, heavy to import
-
-            self._compiled = actions.compile_field_action(
-                self.field, _SectionView(self.section, self.section_name)
-            )
-        from fw_gear_deid import actions
-
+            self._compiled = actions.compile_field_action(self.field, self.section)
         result = self._compiled.apply(value, ctx, lookup=lookup)
         if result is actions.REMOVE:
             return REMOVED
@@ -154,13 +149,14 @@ class Rule:
         return f"{self.label}: {self.action}"
 
 
-class _SectionView(dict):
-    """The section as passed to the shared actions, with the format's date formats filled in and its
-    profile key available as ``__section__`` (dates are shifted by the section's offset)."""
-
-    def __init__(self, section: Mapping[str, Any], name: str):
-        super().__init__(section)
-        self.name = name
+def shared_actions() -> Any:
+    """The shared value transforms (:mod:`fw_gear_deid.actions`), or the private stand-in while that
+    module is not part of the tree."""
+    try:
+        from fw_gear_deid import actions
+    except ImportError:
+        from fw_gear_deid.formats import _fallback_actions as actions
+    return actions
 
 
 def compile_rules(
