@@ -554,7 +554,14 @@ class _Exporter:
                             item.row.reason = f"reading the source failed: {_first_line(error)}"
                             tick()
                             continue
-                        running[pool.submit(process, task)] = item
+                        try:
+                            running[pool.submit(process, task)] = item
+                        except BrokenProcessPool:
+                            broken.append(item)
+                    if broken:
+                        broken += list(running.values())
+                        running.clear()
+                        break
                     if not running:
                         break
                     finished, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -622,6 +629,10 @@ def run_export(job: ExportJob, progress: bool | None = None) -> ExportResult:
     except DeidError as error:
         exporter.summary["reason"] = _first_line(error)
         log.error("%s", _first_line(error))
+        code = 2
+    except Exception as error:  # a bug or an unexpected store failure: report it, no traceback
+        exporter.summary["reason"] = f"unexpected {type(error).__name__}: {_first_line(error)}"
+        log.error("%s", exporter.summary["reason"])
         code = 2
     finally:
         for store in (exporter.source, exporter.dest):

@@ -132,10 +132,20 @@ def _folder_name(label: str) -> str:
 
 @contextlib.contextmanager
 def _locked(folder: Path) -> Iterator[None]:
-    """An exclusive ``flock`` on ``folder/.deid.lock`` (process-wide and across processes)."""
+    """An exclusive ``flock`` on ``folder/.deid.lock`` (process-wide and across processes).
+
+    Every temporary name in ``folder`` is made while holding this lock, so one found here now was
+    left by a killed job: it is removed.
+    """
     fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
+        for stale in folder.glob(f"{_TMP_PREFIX}*"):
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    stale.unlink()
         yield
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)

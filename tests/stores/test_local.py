@@ -188,3 +188,14 @@ def test_file_mode_reference_relative_to_location(tmp_path):
     with store.local_file(entry) as path:
         assert path.read_bytes() == b"A" * 10
     assert os.path.samefile(path, project / "sub-01" / "ses-1" / "acq-t1" / "a.dcm")
+
+
+def test_temporaries_left_by_a_killed_job_are_removed_under_the_lock(tmp_path):
+    dest = LocalStore(tmp_path / "grp" / "proj", read_only=False, create=True)
+    folder = dest.container_dir(dest.location)
+    (folder / ".tmp-deadbeef").write_bytes(b"half a file")
+    (folder / ".tmp-cafe").mkdir()
+    src = tmp_path / "x.bin"
+    src.write_bytes(b"x")
+    dest.write_file(dest.location, "x.bin", src, FileMeta(info=with_origin({}, "o")), "skip")
+    assert sorted(p.name for p in folder.iterdir()) == [".deid.lock", ".x.bin.meta.json", "x.bin"]
