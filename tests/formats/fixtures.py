@@ -20,7 +20,7 @@ MRN = "MRN0042917"
 BIRTH = "1961:07:14 08:30:00"
 XMP_NAME = "Johanna Xmpname"
 IPTC_NAME = "Ivana Iptcname"
-COMMENT = "Patient Cornelius Comment scanned at Saint Example"
+COMMENT = "Patient Cornelius Comment scanned at Mercyvale Clinic"
 MAKER = "SerialOwner-Makernote-77"
 GPS_LAT = ((47, 1), (36, 1), (1234, 100))
 
