@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydicom import dcmread
@@ -47,7 +48,18 @@ class _TooDeep(Exception):
     pass
 
 
-def _walk(dataset: Dataset, prefix: str, depth: int) -> Iterator[tuple[str, str]]:
+@dataclass(frozen=True)
+class DicomText:
+    """One element of a DICOM file as text: its path, VR, keyword (empty for private) and value."""
+
+    path: str
+    vr: str
+    keyword: str
+    text: str
+    binary: bool = False
+
+
+def _walk(dataset: Dataset, prefix: str, depth: int) -> Iterator[DicomText]:
     if depth > MAX_DEPTH:
         raise _TooDeep
     for tag in list(dataset.keys()):
@@ -62,19 +74,21 @@ def _walk(dataset: Dataset, prefix: str, depth: int) -> Iterator[tuple[str, str]
         value = elem.value
         if value is None:
             continue
+        keyword = "" if elem.tag.is_private else (elem.keyword or "")
         if isinstance(value, bytes | bytearray):
             if elem.VR in _BINARY_VRS or elem.tag.is_private:
                 for run in printable_runs(bytes(value)):
-                    yield path, run
+                    yield DicomText(path, str(elem.VR), keyword, run, binary=True)
             continue
         if isinstance(value, list | tuple | MultiValue):
-            yield path, "\\".join(str(v) for v in value)
+            text = "\\".join(str(v) for v in value)
         else:
-            yield path, str(value)
+            text = str(value)
+        yield DicomText(path, str(elem.VR), keyword, text)
 
 
-def dicom_texts(path: Path) -> Iterator[tuple[str, str]]:
-    """``(element path, text)`` for every element of a DICOM file, file meta included.
+def dicom_elements(path: Path) -> Iterator[DicomText]:
+    """Every element of a DICOM file (file meta included, sequences at any depth) as text.
 
     Raises :class:`MalformedFileError` when the file cannot be read as DICOM.
     """
@@ -96,6 +110,12 @@ def dicom_texts(path: Path) -> Iterator[tuple[str, str]]:
         raise MalformedFileError(
             path.name, f"element unreadable ({type(error).__name__})"
         ) from None
+
+
+def dicom_texts(path: Path) -> Iterator[tuple[str, str]]:
+    """``(element path, text)`` for every element of a DICOM file (see :func:`dicom_elements`)."""
+    for element in dicom_elements(path):
+        yield element.path, element.text
 
 
 def pixel_data_range(path: Path) -> tuple[int, int] | None:
