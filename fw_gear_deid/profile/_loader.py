@@ -124,6 +124,8 @@ def _load_json(text: str, source: str) -> Loaded:
 
     try:
         data = json.loads(text, object_pairs_hook=no_duplicates)
+    except RecursionError:
+        raise LoadError([ProfileIssue(source, 1, "(root)", "profile is nested too deeply")]) from None
     except json.JSONDecodeError as error:
         raise LoadError(
             [ProfileIssue(source, error.lineno, "(root)", f"JSON syntax error: {error.msg}")]
@@ -148,13 +150,25 @@ def _load_json(text: str, source: str) -> Loaded:
 
 
 def _load_yaml(text: str, source: str) -> Loaded:
-    loader = _Composer(text)
+    try:
+        loader = _Composer(text)
+    except yaml.reader.ReaderError as error:
+        # Control characters are refused by the reader before any parsing.
+        line = text[: error.position].count("\n") + 1
+        raise LoadError(
+            [ProfileIssue(source, line, "(root)", f"YAML syntax error: {error.reason}")]
+        ) from None
     try:
         try:
             root = loader.get_single_node()
         except _Refused as refused:
             raise LoadError(
                 [ProfileIssue(source, refused.line, dotted(refused.path), refused.message)]
+            ) from None
+        except yaml.reader.ReaderError as error:
+            line = text[: error.position].count("\n") + 1
+            raise LoadError(
+                [ProfileIssue(source, line, "(root)", f"YAML syntax error: {error.reason}")]
             ) from None
         except yaml.MarkedYAMLError as error:
             mark = error.problem_mark or error.context_mark
@@ -166,6 +180,10 @@ def _load_yaml(text: str, source: str) -> Loaded:
         except yaml.YAMLError as error:
             raise LoadError(
                 [ProfileIssue(source, 1, "(root)", f"YAML syntax error: {error}")]
+            ) from None
+        except RecursionError:
+            raise LoadError(
+                [ProfileIssue(source, 1, "(root)", "profile is nested too deeply")]
             ) from None
         if root is None:
             return Loaded(None, {(): 1})
