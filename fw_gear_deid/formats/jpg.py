@@ -103,7 +103,12 @@ def parse_jpeg(data: bytes) -> tuple[list[Segment], bytes]:
         if pos >= size:
             raise ValueError("truncated: no end-of-image marker")
         if data[pos] != 0xFF:
-            raise ValueError(f"expected a marker at byte {pos}")
+            # stray bytes between segments (decoders skip them with a warning): dropped
+            following = data.find(b"\xff", pos)
+            if following < 0:
+                raise ValueError(f"expected a marker at byte {pos}")
+            pos = following
+            continue
         while pos + 1 < size and data[pos + 1] == 0xFF:  # fill bytes
             pos += 1
         if pos + 1 >= size:

@@ -183,16 +183,18 @@ class JsonHandler(RuleHandler):
             found = following
         return [p for p in found if p]
 
-    def _load(self, src: Path, source: str) -> tuple[Any, Style]:
+    def _load(self, src: Path, source: str) -> tuple[Any, Style, bytes]:
         try:
-            text = src.read_bytes().decode("utf-8-sig")
-            return loads(text), Style.of(text)
+            raw = src.read_bytes()
+            text = raw.decode("utf-8-sig")
+            bom = b"\xef\xbb\xbf" if raw.startswith(b"\xef\xbb\xbf") else b""
+            return loads(text), Style.of(text), bom
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise MalformedFileError(source, f"not valid JSON: {exc}") from exc
 
     def deidentify(self, src: Path, dst: Path | None, ctx: DeidContext) -> DeidOutcome:
         source = ctx.source_name or src.name
-        document, style = self._load(src, source)
+        document, style, bom = self._load(src, source)
         outcome = DeidOutcome(output_name=src.name)
         rec = Recorder(outcome, preview=dst is None)
         for rule in self.rules:
@@ -202,7 +204,7 @@ class JsonHandler(RuleHandler):
         )
         if dst is not None:
             with output_file(dst) as out:
-                out.write(dumps(document, style).encode("utf-8"))  # type: ignore[union-attr]
+                out.write(bom + dumps(document, style).encode("utf-8"))  # type: ignore[union-attr]
         return outcome
 
     def _lookup(self, document: Any, name: str) -> str | None:

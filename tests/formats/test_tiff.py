@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from conftest import exiftool_dump, named
-from fixtures import IPTC_NAME, MRN, NAME, PRIVATE_TAG, XMP_NAME, build_tiff
+from fixtures import IPTC_NAME, MRN, NAME, PRIVATE_TAG, XMP_NAME, build_tiff, build_tiff_with_exif
 from PIL import Image
 
 from fw_gear_deid.errors import MalformedFileError
@@ -100,3 +100,26 @@ def test_ifd_loop_is_malformed(tmp_path, ctx):
     with pytest.raises(MalformedFileError, match="loop"):
         TiffHandler({}).deidentify(src, dst, named(ctx, src.name))
     assert not dst.exists()
+
+
+def test_exif_and_gps_sub_ifds_of_a_tiff_are_walked(tmp_path, ctx):
+    src = build_tiff_with_exif(tmp_path / "exif.tif")
+    before = exiftool_dump(src)
+    assert MRN in before
+    assert "GPS:GPSLatitude" in before
+    dst = tmp_path / "out.tif"
+    fields = [{"name": "DateTimeOriginal", "remove": True}, {"name": "Artist", "remove": True}]
+    outcome = TiffHandler({"fields": fields}).deidentify(src, dst, named(ctx, src.name))
+    after = exiftool_dump(dst)
+    assert "ExifIFD:DateTimeOriginal" not in after
+    assert MRN in after  # UserComment not listed: kept
+    assert "GPS:GPSLatitude" in after
+    assert "page0.Exif.DateTimeOriginal" in {c.path for c in outcome.changes}
+    with Image.open(src) as a, Image.open(dst) as b:
+        assert a.tobytes() == b.tobytes()
+
+    TiffHandler({"remove-private-tags": True}).deidentify(src, dst, named(ctx, src.name))
+    after = exiftool_dump(dst)
+    assert MRN not in after  # the EXIF IFD pointer is >= 32768: gone with what it held
+    assert "GPS" not in after
+    assert MRN.encode() not in dst.read_bytes()
