@@ -397,7 +397,15 @@ def run(context, environ: Mapping[str, str] | None = None) -> int:
         log.error("Export failed with %s", type(error).__name__)
         log.debug("Traceback", exc_info=True)
         return 1
-    log.info("Summary: %s", result.summary)
+    counts = result.summary.get("by_state") or {}
+    log.info(
+        "Done: %s file(s); %s; exit code %s",
+        result.summary.get("files", 0),
+        ", ".join(f"{state} {count}" for state, count in counts.items()) or "nothing to do",
+        result.exit_code,
+    )
+    if result.summary.get("reason"):
+        log.info("Reason: %s", result.summary["reason"])
     if result.report_csv is not None:
         log.info("Report: %s, %s", Path(result.report_csv).name, Path(result.report_json).name)
     record_metadata(context, result, settings, locations)
