@@ -368,6 +368,7 @@ tiff:
       remove: true
 csv:
   file-filter: ["*.csv"]
+  date-format: "%Y-%m-%d"
   fields:
     - name: subject
       hash: true
@@ -379,6 +380,7 @@ csv:
       increment-date: true
 tsv:
   file-filter: ["*.tsv"]
+  date-format: "%Y-%m-%d"
   fields:
     - name: subject
       hash: true
