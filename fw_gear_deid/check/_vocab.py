@@ -27,6 +27,7 @@ _PLACEHOLDERS = """
 anonymous anonymized anonymised anonymise anonymize anon deidentified deid identified removed redacted
 unknown none null nil empty blank test tester demo sample phantom dummy patient subject participant
 volunteer case control xxx xxxx xxxxx yyy zzz nan undefined notapplicable
+name names first last middle given family surname firstname lastname fullname enter text here
 """
 
 _VENDORS = """

@@ -100,7 +100,11 @@ class ResidualGate:
             kind, value = str(item.kind), item.value
             if value is None or not str(value).strip():
                 continue
-            by_kind.get(kind, self.matchers[-1]).add(kind, str(value))
+            matcher = by_kind.get(kind, self.matchers[-1])
+            if isinstance(matcher, UidMatcher):
+                matcher.add(kind, str(value), str(getattr(item, "path", "")))
+            else:
+                matcher.add(kind, str(value))
         self._raw = RawScanner(self.index.raw, self.index.uids) if raw_backstop else None
         # plain dicts: picklable and no accidental insertion on lookup
         self.index.tokens = dict(self.index.tokens)

@@ -23,6 +23,10 @@ from fw_gear_deid.check._vocab import NEVER_IDENTIFYING, common_vocabulary
 #: UIDs under the DICOM standard's root name classes and transfer syntaxes, never a patient.
 _STANDARD_UID_ROOT = "1.2.840.10008."
 _UID_VALUE = re.compile(r"[0-9]+(?:\.[0-9]+){2,}")
+#: Source places whose UIDs identify software, not a patient (by keyword or tag).
+_SOFTWARE_UID_PATH = re.compile(
+    r"(InstanceCreatorUID|ImplementationClassUID|\(0008,0014\)|\(0002,0012\))$", re.IGNORECASE
+)
 
 _MONTHS = (
     ("jan", "january"),
@@ -151,6 +155,15 @@ class UidMatcher(Matcher):
     label = "UidMatcher"
     rule = "exact whole UID, standard 1.2.840.10008.* UIDs ignored"
 
+    def add(self, kind: str, value: str, source_path: str = "") -> None:
+        if _SOFTWARE_UID_PATH.search(source_path):
+            # the UID of the software/device that wrote the file (DCMTK uses its implementation UID
+            # as InstanceCreatorUID): it is also in every output's file meta, and names no patient
+            self.values += 1
+            self.ignored += 1
+            return
+        super().add(kind, value)
+
     def _add(self, kind: str, value: str) -> bool:
         found = False
         for uid in value.replace("\\", " ").split():
@@ -202,7 +215,7 @@ class NameMatcher(Matcher):
                 self.index.add_token(tokens[0] + tokens[1], kind)
                 self.index.add_token(tokens[1] + tokens[0], kind)
                 found = True
-            if group.strip() and not self._allowed(fold(group.strip())):
+            if tokens and not self._allowed(fold(group.strip())):
                 self.index.add_raw(group, kind, self.policy)
                 if "^" in group:
                     parts = [p for p in group.split("^") if p.strip()]
@@ -217,7 +230,7 @@ class IdMatcher(Matcher):
 
     kinds = ("id",)
     label = "IdMatcher"
-    rule = "whole ID >= min_id_length (+1 if digits only); digit parts >= 6 alone"
+    rule = "whole ID >= min_id_length (+1 if digits only); digit parts >= 7 alone"
 
     def __init__(self, index: NeedleIndex, policy: MatchPolicy, uids: UidMatcher):
         super().__init__(index, policy)
@@ -240,7 +253,8 @@ class IdMatcher(Matcher):
             self.index.add_phrase(tokens, kind)
             found = True
             for token in tokens:
-                if token.isdigit() and len(token) >= 6:
+                # 6 digits is a time (HHMMSS) as often as a number; 7+ is an identifier
+                if token.isdigit() and len(token) >= 7:
                     self.index.add_token(token, kind)
             literal = part.strip()
             if len(literal) >= self.policy.raw_min_length and (

@@ -237,3 +237,29 @@ def test_undecodable_bytes_in_outputs_are_separators_not_crashes() -> None:
     text = b"DOE\xff\xfeJOHN".decode("utf-8", "surrogateescape")
     assert gate_of(("name", "DOE^JOHN")).kinds_in(text) == {"name"}
     assert "[redacted]" in gate_of(("name", "DOE^JOHN")).redact(text)
+
+
+def test_template_names_are_placeholders() -> None:
+    # SR templates carry PN values such as 'Last Name^First Name' and 'Enter text'
+    gate = gate_of(("name", "Last Name^First Name"), ("name", "Enter text"))
+    assert gate.kinds_in("Recording Observer's Name: Enter text") == set()
+
+
+def test_software_uids_are_not_patient_uids() -> None:
+    # DCMTK writes its implementation UID as InstanceCreatorUID; every output's file meta has it
+    values = [
+        SensitiveValue("uid", "1.2.276.0.7230010.3.0.3.5.3", "(0008,0014)"),
+        SensitiveValue("uid", "1.2.276.0.7230010.3.0.3.5.3", "InstanceCreatorUID"),
+    ]
+    assert not ResidualGate(values)
+    study = SensitiveValue(
+        "uid", "1.2.276.0.7230010.3.1.2.1787205428.166.1117461927.5", "(0020,000D)"
+    )
+    assert ResidualGate([study]).kinds_in(study.value) == {"uid"}
+
+
+def test_an_id_made_of_date_and_time_does_not_match_the_kept_time() -> None:
+    gate = gate_of(("id", "11-05-25-142825"))
+    assert gate.kinds_in("142825.000000") == set()
+    assert gate.kinds_in("11-05-25-142825") == {"id"}
+    assert gate_of(("id", "MRN 0012345")).kinds_in("0012345") == {"id"}
