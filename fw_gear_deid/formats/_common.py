@@ -130,19 +130,28 @@ class Rule:
         return self.action == "remove"
 
     def apply(
-        self, value: str, ctx: DeidContext, lookup: Callable[[str], str | None] | None = None
+        self,
+        value: str,
+        ctx: DeidContext,
+        lookup: Callable[[str], str | None] | None = None,
+        path: str | None = None,
     ) -> str | _Removed:
-        """The new value of ``value`` (:data:`REMOVED` when the rule deletes it)."""
+        """The new value of ``value`` (:data:`REMOVED` when the rule deletes it). ``path`` names the
+        value inside the file (it keys jitter draws, so two fields jitter independently)."""
         if self.action == "keep":
             return value
         if self.action == "remove":
             return REMOVED
         actions = shared_actions()
         if self._compiled is None:
-            self._compiled = actions.compile_field_action(self.field, self.section)
-        result = self._compiled.apply(value, ctx, lookup=lookup)
+            self._compiled = actions.compile_field_action(
+                self.field, self.section, section_name=self.section_name
+            )
+        result = self._compiled.apply(value, ctx, lookup=lookup, path=path)
         if result is actions.REMOVE:
             return REMOVED
+        if result is None:  # replace-with: null
+            return ""
         return str(result)
 
     def describe(self) -> str:
@@ -233,11 +242,9 @@ def render_output(template: str, values: Mapping[str, str], source: str) -> str:
 class RuleHandler(FormatHandler):
     """Base of the non-DICOM handlers: compiled field rules and ``filenames`` output names."""
 
-    #: Date formats of the section when the profile sets none (Flywheel's per-format defaults).
-    format_defaults: Mapping[str, Any] = {
-        "date-format": "%Y%m%d",
-        "datetime-format": "%Y%m%d%H%M%S.%f",
-    }
+    #: Date formats of the section when the profile sets none. Empty: the shared actions apply the
+    #: reference's per-section defaults (``fw_gear_deid.actions.DEFAULT_FORMATS``).
+    format_defaults: Mapping[str, Any] = {}
 
     def __init__(self, section: Mapping[str, Any], siblings=None):
         super().__init__(section, siblings)

@@ -144,7 +144,7 @@ def apply_tag_rules(
                     recorder.change(path, "remove", before, None)
                 continue
             try:
-                result = rule.apply(before, ctx)
+                result = rule.apply(before, ctx, path=path)
                 if result is REMOVED:
                     remove_entry(ifd, tag)
                     recorder.change(path, rule.action, before, None)

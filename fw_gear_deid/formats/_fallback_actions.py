@@ -36,7 +36,12 @@ class FieldAction:
         return self.field.get(name, self.section.get(name, default))
 
     def apply(
-        self, value: str, ctx: Any, *, lookup: Callable[[str], str | None] | None = None
+        self,
+        value: str,
+        ctx: Any,
+        *,
+        lookup: Callable[[str], str | None] | None = None,
+        path: str | None = None,
     ) -> Any:
         key = self.key
         if key in ("keep", "identity"):
@@ -102,5 +107,15 @@ def shift(text: str, fmt: str, days: int) -> str:
     return (datetime.strptime(text, fmt) + timedelta(days=days)).strftime(fmt) + suffix
 
 
-def compile_field_action(field: Mapping[str, Any], section: Mapping[str, Any]) -> FieldAction:
-    return FieldAction(field, section)
+_DEFAULTS = {
+    "json": ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S"),
+    "jpg": ("%Y%m%d", "%Y:%m:%d %H:%M:%S"),
+    "tiff": ("%Y%m%d", "%Y:%m:%d %H:%M:%S"),
+}
+
+
+def compile_field_action(
+    field: Mapping[str, Any], section: Mapping[str, Any], *, section_name: str | None = None
+) -> FieldAction:
+    date, datetime_ = _DEFAULTS.get(section_name or "", ("%Y%m%d", "%Y%m%d%H%M%S.%f"))
+    return FieldAction(field, {"date-format": date, "datetime-format": datetime_, **section})

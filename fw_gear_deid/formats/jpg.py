@@ -181,7 +181,6 @@ def iptc_values(payload: bytes) -> Iterator[tuple[str, str]]:
 class JpgHandler(RuleHandler):
     section_name = "jpg"
     default_filters = ("*.jpg", "*.jpeg", "*.JPG", "*.JPEG", "*.Jpg", "*.Jpeg", "*.jpe", "*.JPE")
-    format_defaults = {"date-format": "%Y:%m:%d", "datetime-format": "%Y:%m:%d %H:%M:%S"}
 
     def matches_signature(self, head: bytes) -> bool:
         return head.startswith(b"\xff\xd8\xff")

@@ -148,7 +148,6 @@ def get(document: Any, path: JsonPath) -> Any:
 class JsonHandler(RuleHandler):
     section_name = "json"
     default_filters = ("*.json", "*.JSON", "*.Json")
-    format_defaults = {"date-format": "%Y-%m-%d", "datetime-format": "%Y-%m-%d %H:%M:%S"}
 
     def matches_signature(self, head: bytes) -> bool:
         return False  # JSON has no signature; a text file starting with "{" is not proof enough
@@ -244,7 +243,9 @@ class JsonHandler(RuleHandler):
             if before is None:
                 continue  # containers and nulls have no value to transform
             try:
-                result = rule.apply(before, ctx, lookup=lambda name: self._lookup(document, name))
+                result = rule.apply(
+                    before, ctx, lookup=lambda name: self._lookup(document, name), path=dotted
+                )
             except (ValueError, TypeError, KeyError) as exc:
                 raise MalformedFileError(source, f"{dotted}: {rule.action} failed: {exc}") from exc
             if result is REMOVED:

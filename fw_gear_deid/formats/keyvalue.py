@@ -134,7 +134,11 @@ class KeyValueHandler(RuleHandler):
                 key = str(line.key).strip()
                 before = line.value
                 try:
-                    result = REMOVED if rule.is_remove else rule.apply(before, ctx, lookup=values)
+                    result = (
+                        REMOVED
+                        if rule.is_remove
+                        else rule.apply(before, ctx, lookup=values, path=key)
+                    )
                 except (ValueError, TypeError, KeyError) as exc:
                     raise MalformedFileError(source, f"{key}: {rule.action} failed: {exc}") from exc
                 if result is REMOVED:

@@ -315,7 +315,7 @@ class PngHandler(RuleHandler):
                 out.write(_chunk_bytes(chunk_type, data))
             return
         try:
-            result = rule.apply(chunk.text, ctx)
+            result = rule.apply(chunk.text, ctx, path=path)
         except (ValueError, TypeError) as exc:
             raise MalformedFileError(source, f"{path}: {rule.action} failed: {exc}") from exc
         if result is REMOVED:

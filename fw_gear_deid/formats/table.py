@@ -225,7 +225,7 @@ class _TableHandler(RuleHandler):
                     break
                 lookup = {n: c.value for n, c in zip(names, row.cells, strict=False)}.get
                 try:
-                    result = rule.apply(value, ctx, lookup=lookup)
+                    result = rule.apply(value, ctx, lookup=lookup, path=column)
                 except (ValueError, TypeError, KeyError) as exc:
                     raise MalformedFileError(
                         source, f"line {row.line}, column {column}: {rule.action} failed: {exc}"

@@ -56,7 +56,6 @@ def _page_label(index: int) -> str:
 class TiffHandler(RuleHandler):
     section_name = "tiff"
     default_filters = ("*.tif", "*.tiff", "*.TIF", "*.TIFF", "*.Tif", "*.Tiff")
-    format_defaults = {"date-format": "%Y:%m:%d", "datetime-format": "%Y:%m:%d %H:%M:%S"}
 
     def matches_signature(self, head: bytes) -> bool:
         return head.startswith((b"II*\x00", b"MM\x00*"))

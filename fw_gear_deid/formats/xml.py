@@ -112,7 +112,8 @@ class XmlHandler(RuleHandler):
         from dateutil import parser as date_parser
 
         key = "date-format" if rule.action == "increment-date" else "datetime-format"
-        fmt = rule.field.get(key) or self.section.get(key) or self.format_defaults[key]
+        generic = "%Y%m%d" if rule.action == "increment-date" else "%Y%m%d%H%M%S.%f"
+        fmt = rule.field.get(key) or self.section.get(key) or generic
         try:
             datetime.strptime(value, fmt)
             return value
@@ -164,7 +165,10 @@ class XmlHandler(RuleHandler):
                 continue
             try:
                 result = rule.apply(
-                    self._normalise_date(rule, before), ctx, lookup=lambda n: self._lookup(tree, n)
+                    self._normalise_date(rule, before),
+                    ctx,
+                    lookup=lambda n: self._lookup(tree, n),
+                    path=path,
                 )
             except (ValueError, TypeError, KeyError) as exc:
                 raise MalformedFileError(source, f"{path}: {rule.action} failed: {exc}") from exc

@@ -7,6 +7,7 @@ import json
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
 from conftest import SUBJECT, named
 from fixtures import build_jpeg, build_png
 from lxml import etree
@@ -174,3 +175,57 @@ def test_png_text_keyword_rules_transform_values(tmp_path, ctx):
     assert texts["iTXt.Description"].startswith("Patient ")
     with Image.open(src) as a, Image.open(dst) as b:
         assert a.tobytes() == b.tobytes()
+
+
+def test_jitter_on_a_json_number_stays_a_number_and_is_reproducible(tmp_path, ctx):
+    src = tmp_path / "a.json"
+    src.write_text('{"weight": 70.5, "name": "x"}')
+    handler = JsonHandler({"fields": [{"name": "weight", "jitter": True, "jitter-range": 2}]})
+    first = handler.deidentify(src, tmp_path / "o1.json", named(ctx, src.name))
+    handler.deidentify(src, tmp_path / "o2.json", named(ctx, src.name))
+    text = (tmp_path / "o1.json").read_text()
+    assert text == (tmp_path / "o2.json").read_text()
+    value = json.loads(text)["weight"]
+    assert isinstance(value, float)
+    assert 0 < abs(value - 70.5) <= 2
+    assert [c.action for c in first.changes] == ["jitter"]
+
+
+def test_regex_sub_with_a_hashed_group_in_a_csv_column(tmp_path, ctx):
+    src = tmp_path / "a.csv"
+    src.write_text("code\nSITE-12345\nother\n")
+    rule = {
+        "name": "code",
+        "regex-sub": [
+            {
+                "input-regex": r"^(?P<site>[A-Z]+)-(?P<mrn>\d+)$",
+                "output": "{site}-{mrn}",
+                "groups": [{"name": "mrn", "hash": True}],
+            }
+        ],
+    }
+    from fw_gear_deid.errors import MalformedFileError
+
+    # "other" matches no input-regex: an error naming the column (reference behaviour), no output
+    with pytest.raises(MalformedFileError, match="column code"):
+        CsvHandler({"fields": [rule]}).deidentify(src, tmp_path / "o.csv", named(ctx, src.name))
+    assert not (tmp_path / "o.csv").exists()
+    src.write_text("code\nSITE-12345\n")
+    CsvHandler({"fields": [rule]}).deidentify(src, tmp_path / "o.csv", named(ctx, src.name))
+    assert (tmp_path / "o.csv").read_text() == f"code\nSITE-{ctx.keys.pseudonym('12345', 16)}\n"
+
+
+def test_xml_date_without_a_section_format_uses_the_reference_default(tmp_path, ctx):
+    src = tmp_path / "a.xml"
+    src.write_text('<?xml version="1.0"?>\n<r><d>20200304</d><e>March 4, 2020</e></r>\n')
+    XmlHandler(
+        {
+            "fields": [
+                {"name": "//d", "increment-date": True},
+                {"name": "//e", "increment-date": True},
+            ]
+        }
+    ).deidentify(src, tmp_path / "o.xml", named(ctx, src.name))
+    root = etree.parse(str(tmp_path / "o.xml")).getroot()
+    expected = shifted(ctx, "20200304", "%Y%m%d")
+    assert root.findtext("d") == root.findtext("e") == expected
