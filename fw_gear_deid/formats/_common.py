@@ -159,12 +159,9 @@ class Rule:
 
 
 def shared_actions() -> Any:
-    """The shared value transforms (:mod:`fw_gear_deid.actions`), or the private stand-in while that
-    module is not part of the tree."""
-    try:
-        from fw_gear_deid import actions
-    except ImportError:
-        from fw_gear_deid.formats import _fallback_actions as actions
+    """The shared value transforms (imported late: the module imports ``formats._base``)."""
+    from fw_gear_deid import actions
+
     return actions
 
 
