@@ -20,7 +20,8 @@ COPY wheels/ /tmp/wheels/
 # 0: dependencies may come from the configured index when wheels/ lacks them; 1: wheels/ only.
 ARG PIP_NO_INDEX=0
 
-# The venv's pip and setuptools are removed once everything is installed: no build tools in the image.
+# Once everything is installed, pip and setuptools are removed (from the venv, and from the base
+# image's Python where it has them, as the official python image does): no build tools in the image.
 RUN python3 -m venv /opt/venv \
  && PIP_NO_INDEX=${PIP_NO_INDEX} /opt/venv/bin/python -m pip install --no-cache-dir \
         --disable-pip-version-check --only-binary=:all: --find-links /tmp/wheels \
@@ -28,6 +29,11 @@ RUN python3 -m venv /opt/venv \
  && /opt/venv/bin/python -m pip install --no-cache-dir --disable-pip-version-check --no-index \
         --no-deps /tmp/wheels/fw_gear_deid-*.whl \
  && /opt/venv/bin/python -m pip uninstall --yes --disable-pip-version-check pip setuptools \
+ && for base_python in /usr/local/bin/python3 /usr/bin/python3; do \
+        if [ -x "$base_python" ] && "$base_python" -m pip --version >/dev/null 2>&1; then \
+            "$base_python" -m pip uninstall --yes --disable-pip-version-check pip setuptools wheel; \
+        fi; \
+    done \
  && rm -rf /tmp/wheels /tmp/requirements.txt \
  && /opt/venv/bin/python -c "import fw_gear_deid, flywheel, flywheel_gear_toolkit"
 

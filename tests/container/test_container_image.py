@@ -67,7 +67,8 @@ def test_image_is_laid_out_as_the_gear_spec_says(gear_image):
         "python --version; command -v python; "
         "deid --version; "
         "for tool in gcc cc make g++ pip pip3; do if command -v $tool; then echo FOUND $tool; fi; done; "
-        "python -c 'import pip' 2>/dev/null && echo FOUND pip-module || true"
+        "for py in /opt/venv/bin/python /usr/bin/python3 /usr/local/bin/python3; do "
+        "if [ -x $py ] && $py -c 'import pip' 2>/dev/null; then echo FOUND pip in $py; fi; done"
     )
     result = _docker("run", "--rm", "--network", "none", gear_image, "bash", "-c", script)
     assert result.returncode == 0, result.stderr
