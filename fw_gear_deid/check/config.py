@@ -17,7 +17,7 @@ log = logging.getLogger("fw_gear_deid.check")
 
 #: Gear config / CLI option names (documented in docs/residual-phi.md).
 CONFIG_KEY = "residual-phi-check"
-CLI_FLAG = "--no-residual-phi-check"
+CLI_FLAG = "--no-residual-check"
 
 
 @dataclass(frozen=True)
