@@ -237,9 +237,19 @@ class ResidualGate:
                 hits.setdefault(Hit("(raw bytes)", UNSCANNABLE))
         return list(hits)
 
-    def check_file(self, handler: Any, path: Path, filename: str | None = None) -> None:
-        """:meth:`scan_file`, raising :class:`ResidualPHIError` (paths and kinds only) on any hit."""
+    def scan_name(self, name: str) -> list[Hit]:
+        """Hits in an output file name (``filenames`` rules, a DICOM renamed after a kept value).
+        The path of such a hit is ``(file name)``: the name itself would be the value."""
+        return [Hit("(file name)", kind) for kind in sorted(self._find(str(name)))]
+
+    def check_file(
+        self, handler: Any, path: Path, filename: str | None = None, output_name: str | None = None
+    ) -> None:
+        """:meth:`scan_file` (and :meth:`scan_name` of ``output_name``), raising
+        :class:`ResidualPHIError` (paths and kinds only) on any hit."""
         hits = self.scan_file(handler, path)
+        if output_name is not None:
+            hits += self.scan_name(output_name)
         if hits:
             raise ResidualPHIError(filename or Path(path).name, hits)
 

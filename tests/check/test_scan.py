@@ -232,3 +232,13 @@ def test_pixel_range_is_found_without_loading_large_pixels(ct_small: Path) -> No
     from fw_gear_deid.check._dicom import pixel_data_range
 
     assert pixel_data_range(ct_small) == (6300, 6300 + 32768)
+
+
+def test_output_file_names_are_scanned(tmp_path: Path, gate: ResidualGate) -> None:
+    out = tmp_path / "out.txt"
+    out.write_text("clean\n")
+    assert gate.scan_name("SIMPSON_scan.txt") == [Hit("(file name)", "name")]
+    assert gate.scan_name("2.25.1234.dcm") == []
+    with pytest.raises(ResidualPHIError, match=r"\(file name\) \(name\)"):
+        gate.check_file(LinesHandler({}), out, "a.txt", output_name="homer.txt")
+    gate.check_file(LinesHandler({}), out, "a.txt", output_name="S01.txt")
