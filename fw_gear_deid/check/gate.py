@@ -10,7 +10,7 @@ themselves contain a sensitive value are redacted.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -98,6 +98,8 @@ class ResidualGate:
         by_kind = {kind: m for m in self.matchers for kind in m.kinds}
         for item in sensitive:
             kind, value = str(item.kind), item.value
+            if isinstance(value, bytes | bytearray):
+                value = bytes(value).decode("latin-1")
             if value is None or not str(value).strip():
                 continue
             matcher = by_kind.get(kind, self.matchers[-1])
@@ -207,15 +209,16 @@ class ResidualGate:
         if not self:
             return []
         hits: dict[Hit, None] = {}
-        sources: list[tuple[str, Iterator[tuple[str, str]]]] = []
+        # readers are called inside the try: a handler may fail on the call or while iterating
+        readers: list[tuple[str, Callable[[], Iterable[tuple[str, str]]]]] = []
         if handler is not None:
-            sources.append(("handler", handler.text_values(path)))
+            readers.append(("handler", lambda: handler.text_values(path)))
         is_dicom = (getattr(handler, "section_name", None) == "dicom") or looks_like_dicom(path)
         if is_dicom:
-            sources.append(("dicom", dicom_texts(path)))
-        for name, values in sources:
+            readers.append(("dicom", lambda: dicom_texts(path)))
+        for name, reader in readers:
             try:
-                for hit in self.scan_values(values):
+                for hit in self.scan_values(reader()):
                     hits.setdefault(hit)
             except Exception as error:  # any failure blocks the file (fail closed)
                 log.warning(

@@ -242,3 +242,18 @@ def test_output_file_names_are_scanned(tmp_path: Path, gate: ResidualGate) -> No
     with pytest.raises(ResidualPHIError, match=r"\(file name\) \(name\)"):
         gate.check_file(LinesHandler({}), out, "a.txt", output_name="homer.txt")
     gate.check_file(LinesHandler({}), out, "a.txt", output_name="S01.txt")
+
+
+def test_a_handler_failing_on_the_call_blocks_too(tmp_path: Path, gate: ResidualGate) -> None:
+    class EagerBroken(LinesHandler):
+        def text_values(self, path: Path):  # not a generator: raises when called
+            raise OSError("gone")
+
+    out = tmp_path / "out.txt"
+    out.write_text("x\n")
+    assert [hit.kind for hit in gate.scan_file(EagerBroken({}), out)] == [UNSCANNABLE]
+
+
+def test_bytes_values_are_searched_as_latin1(tmp_path: Path) -> None:
+    gate = ResidualGate([SensitiveValue("name", b"M\xfcller^Hans", "PatientName")])  # type: ignore[arg-type]
+    assert gate.kinds_in("Müller") == {"name"}
