@@ -125,7 +125,9 @@ def _load_json(text: str, source: str) -> Loaded:
     try:
         data = json.loads(text, object_pairs_hook=no_duplicates)
     except RecursionError:
-        raise LoadError([ProfileIssue(source, 1, "(root)", "profile is nested too deeply")]) from None
+        raise LoadError(
+            [ProfileIssue(source, 1, "(root)", "profile is nested too deeply")]
+        ) from None
     except json.JSONDecodeError as error:
         raise LoadError(
             [ProfileIssue(source, error.lineno, "(root)", f"JSON syntax error: {error.msg}")]

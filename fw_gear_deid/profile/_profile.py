@@ -170,9 +170,12 @@ def _pipeline(
     # are checked as neutral values, so one mistake is reported once.
     checked = _with_dummies(data, (), loaded)
     issues.extend(check_structure(checked, loaded, source))
-    issues.extend(check_semantics(checked, loaded, source))
+    semantic_issues, corrections = check_semantics(checked, loaded, source)
+    issues.extend(semantic_issues)
     if issues:
         raise ProfileError(source, sort_issues(issues))
+    for path, spelled in corrections:
+        _set(data, path, spelled)
     return Profile(
         data=data,
         source=source,
@@ -181,6 +184,12 @@ def _pipeline(
         variables=placeholders,
         _loaded=Loaded(loaded.data, loaded.lines, loaded.raw) if placeholders else None,
     )
+
+
+def _set(data: Any, path: Path_, value: Any) -> None:
+    for part in path[:-1]:
+        data = data[part]
+    data[path[-1]] = value
 
 
 def _variables_in(value: Any, path: Path_ = ()) -> dict[str, Path_]:

@@ -19,6 +19,7 @@ from fw_gear_deid.formats.dicom.selectors import (
     SelectorError,
     SequencePath,
     TagSelector,
+    keyword_or_tag_str,
     parse_selector,
     suggest_keyword,
 )
@@ -206,6 +207,8 @@ class Checker:
         self.loaded = loaded
         self.source = source
         self.issues: list[ProfileIssue] = []
+        #: (path of a name, the dictionary spelling) for DICOM keywords written in another case
+        self.corrections: list[tuple[Path_, str]] = []
 
     def add(self, path: Path_, message: str, suggestion: str | None = None) -> None:
         self.issues.append(
@@ -600,6 +603,11 @@ class Checker:
         except SelectorError as error:
             self.add(path, error.message, error.suggestion)
             return None
+        if isinstance(selector, TagSelector) and isinstance(name, str):
+            spelled = keyword_or_tag_str(selector.tag)
+            if spelled != name.strip() and spelled.lower() == name.strip().lower():
+                # Flywheel corrects the case of keywords (`patientname`); so do we, in the data.
+                self.corrections.append((path, spelled))
         if action is not None:
             self.dicom_action(selector, action, entry, path[:-1], section)
         return selector
@@ -924,9 +932,14 @@ def _contains_variable(value: Any) -> bool:
     return has_variable(value)
 
 
-def check_semantics(data: Any, loaded: Loaded, source: str) -> list[ProfileIssue]:
-    """Every semantic issue of a profile whose structure passed (or mostly passed) the schema."""
-    return Checker(loaded, source).check(data)
+def check_semantics(
+    data: Any, loaded: Loaded, source: str
+) -> tuple[list[ProfileIssue], list[tuple[Path_, str]]]:
+    """Every semantic issue of a profile whose structure passed (or mostly passed) the schema,
+    and the DICOM keyword spellings to correct in its data."""
+    checker = Checker(loaded, source)
+    issues = checker.check(data)
+    return issues, checker.corrections
 
 
 __all__ = [

@@ -147,18 +147,30 @@ def test_the_same_profile_in_yaml_and_json_has_the_same_hash():
     assert changed.sha256 != from_yaml.sha256
 
 
-def test_profile_data_keeps_keys_exactly_as_written():
+def test_profile_data_keeps_keys_as_written_and_corrects_keyword_case_like_flywheel():
     text = "dicom:\n  remove-private-tags: true\n  fields:\n    - name: patientname\n      replace-with: X\n"
     profile = load_profile(text=text, source="p.yaml")
     assert profile.data == {
         "dicom": {
             "remove-private-tags": True,
-            "fields": [{"name": "patientname", "replace-with": "X"}],
+            "fields": [{"name": "PatientName", "replace-with": "X"}],
         }
     }
     assert isinstance(profile, Profile)
     assert profile.source == "p.yaml"
     assert profile.level is None
+
+
+def test_only_plain_keywords_are_respelled():
+    text = (
+        "dicom:\n  fields:\n    - name: otherpatientidssequence.*.patientid\n      remove: true\n"
+        "    - name: (0010,0020)\n      remove: true\n"
+    )
+    fields = load_profile(text=text, source="p.yaml").data["dicom"]["fields"]
+    assert [field["name"] for field in fields] == [
+        "otherpatientidssequence.*.patientid",
+        "(0010,0020)",
+    ]
 
 
 def test_flywheel_settings_dict_is_accepted_as_a_profile():
