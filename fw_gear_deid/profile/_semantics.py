@@ -873,14 +873,17 @@ class Checker:
 
 
 def suggest_keyword_exact(word: str) -> bool:
-    """Whether ``word`` is a DICOM keyword ignoring case (Flywheel's filename rule)."""
+    """Whether ``word`` is a DICOM keyword ignoring case (Flywheel's filename rule): a tag number
+    such as ``00100010`` is not a keyword."""
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9]*", word):
+        return False
     try:
         selector = parse_selector(word)
     except SelectorError:
         return False
-    return (
-        "(" not in word and "." not in word and isinstance(selector, TagSelector | RepeaterSelector)
-    )
+    if isinstance(selector, TagSelector):
+        return keyword_or_tag_str(selector.tag).lower() == word.lower()
+    return isinstance(selector, RepeaterSelector)
 
 
 def date_format_problem(value: str) -> str | None:
