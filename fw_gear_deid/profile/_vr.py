@@ -66,7 +66,8 @@ def value_problem(vr: str | None, value: Any) -> str | None:
 
 
 def _problem_for(vr: str, value: Any) -> str | None:
-    if value is None:
+    if value is None or value == "":
+        # An empty value is valid for every VR (Flywheel profiles blank sequences with '').
         return None
     if vr == "SQ":
         if isinstance(value, list) and all(isinstance(item, dict) for item in value):
