@@ -33,10 +33,13 @@ from fw_gear_deid.formats._exif import (
     text_items,
 )
 from fw_gear_deid.formats._tiffio import (
+    TYPE_LONG,
+    Entry,
     TiffFormatError,
     TiffStructure,
     entry_text,
     read_tiff,
+    remove_entry,
     write_tiff,
 )
 
@@ -48,6 +51,7 @@ XMP_EXT_HEADER = b"http://ns.adobe.com/xmp/extension/\x00"
 PHOTOSHOP_HEADER = b"Photoshop 3.0\x00"
 _STANDALONE = {0x01, *range(0xD0, 0xD8)}
 MAX_SEGMENT = 0xFFFF - 2
+THUMBNAIL_OFFSET, THUMBNAIL_LENGTH = 513, 514
 #: Field names that address whole segments. The piexif spellings of the same carriers (IFD0 tags
 #: XMLPacket and ImageResources) are accepted too, so a profile checked against piexif names can
 #: keep them.
@@ -354,6 +358,7 @@ class JpgHandler(RuleHandler):
                     label, "remove", f"{len(ifd.dropped)} unreadable entries", None, sensitive=False
                 )
         structures.append(structure)
+        blob = self._clean_thumbnails(structure, blob, rec)
         out = io.BytesIO()
         try:
             write_tiff(structure, io.BytesIO(blob), len(blob), out)
@@ -365,6 +370,36 @@ class JpgHandler(RuleHandler):
                 source, "the rewritten EXIF block exceeds the 64 KiB segment limit"
             )
         return Segment(APP1, payload)
+
+    @staticmethod
+    def _clean_thumbnails(structure: TiffStructure, blob: bytes, rec: Recorder) -> bytes:
+        """Strip the metadata segments of embedded JPEG thumbnails (they may carry their own EXIF,
+        XMP or comments). A cleaned thumbnail is appended to the source blob and its block
+        re-pointed; one that does not parse is dropped with its tags."""
+        extended = bytearray(blob)
+        for ifd in structure.walk():
+            blocks = ifd.blocks.get(THUMBNAIL_OFFSET)
+            if not blocks or THUMBNAIL_OFFSET not in ifd.entries:
+                continue
+            offset, count = blocks[0]
+            thumbnail = blob[offset : offset + count]
+            try:
+                segments, _trailer = parse_jpeg(thumbnail)
+            except ValueError:
+                remove_entry(ifd, THUMBNAIL_OFFSET)
+                rec.change(f"EXIF.{ifd.kind}.thumbnail", "remove (unreadable)", sensitive=False)
+                continue
+            kept = [seg for seg in segments if seg.kind() in ("image", "keep")]
+            cleaned = b"\xff\xd8" + b"".join(seg.encode() for seg in kept) + b"\xff\xd9"
+            if cleaned == thumbnail:
+                continue
+            ifd.blocks[THUMBNAIL_OFFSET] = [(len(extended), len(cleaned))]
+            ifd.entries[THUMBNAIL_LENGTH] = Entry(
+                THUMBNAIL_LENGTH, TYPE_LONG, 1, struct.pack(f"{structure.order}I", len(cleaned))
+            )
+            extended += cleaned
+            rec.change(f"EXIF.{ifd.kind}.thumbnail", "remove metadata", sensitive=False)
+        return bytes(extended)
 
     def text_values(self, path: Path) -> Iterator[tuple[str, str]]:
         yield "filename", path.name

@@ -40,9 +40,9 @@ def _image(width: int = 64, height: int = 48, mode: str = "RGB") -> Image.Image:
     return image
 
 
-def exif_bytes(*, thumbnail: bool = True) -> bytes:
+def exif_bytes(*, thumbnail: bool = True, thumbnail_comment: bytes = b"") -> bytes:
     thumb = io.BytesIO()
-    _image(16, 12).save(thumb, "JPEG", quality=80)
+    _image(16, 12).save(thumb, "JPEG", quality=80, comment=thumbnail_comment)
     exif = {
         "0th": {
             piexif.ImageIFD.Artist: NAME.encode(),
@@ -97,10 +97,15 @@ def iptc_segment(name: str = IPTC_NAME) -> bytes:
     return _segment(0xED, b"Photoshop 3.0\x00" + resource)
 
 
+THUMB_COMMENT = b"thumbnail of Thumbelina Namesake"
+
+
 def build_jpeg(path: Path, *, progressive: bool = False) -> Path:
-    """A JPEG with EXIF (0th/Exif/GPS/Interop/1st + thumbnail, MakerNote), XMP, IPTC and COM."""
+    """A JPEG with EXIF (0th/Exif/GPS/Interop/1st + thumbnail with its own comment, MakerNote),
+    XMP, IPTC and COM."""
     buffer = io.BytesIO()
-    _image().save(buffer, "JPEG", quality=90, exif=exif_bytes(), progressive=progressive)
+    exif = exif_bytes(thumbnail_comment=THUMB_COMMENT)
+    _image().save(buffer, "JPEG", quality=90, exif=exif, progressive=progressive)
     data = buffer.getvalue()
     extra = (
         _segment(0xE1, b"http://ns.adobe.com/xap/1.0/\x00" + xmp_packet())

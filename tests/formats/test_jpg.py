@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import io
 import pickle
 from pathlib import Path
 
+import piexif
 import pytest
 from conftest import exiftool_dump, named
-from fixtures import BIRTH, COMMENT, JPEG_PLANTED, MAKER, MRN, NAME, build_jpeg, scan_bytes
+from fixtures import (
+    BIRTH,
+    COMMENT,
+    JPEG_PLANTED,
+    MAKER,
+    MRN,
+    NAME,
+    THUMB_COMMENT,
+    build_jpeg,
+    scan_bytes,
+)
 from PIL import Image
 
 from fw_gear_deid.errors import MalformedFileError
@@ -158,3 +170,14 @@ def test_jpeg_handler_matches_by_filter_and_signature_and_pickles():
     assert handler.matches("scan.bin", b"\xff\xd8\xff\xe0")
     assert not JpgHandler({"enforce-file-filter": True}).matches("scan.bin", b"\xff\xd8\xff")
     assert pickle.loads(pickle.dumps(handler)).rules[0].name == "Artist"
+
+
+def test_embedded_thumbnail_loses_its_own_metadata_but_still_decodes(tmp_path, ctx):
+    src, dst, _ = run(tmp_path, {"fields": []}, ctx)
+    assert THUMB_COMMENT in piexif.load(str(src))["thumbnail"]
+    thumbnail = piexif.load(str(dst))["thumbnail"]
+    assert THUMB_COMMENT not in thumbnail
+    assert THUMB_COMMENT not in dst.read_bytes()
+    with Image.open(io.BytesIO(thumbnail)) as image:
+        assert image.size == (16, 12)
+        image.load()
