@@ -161,3 +161,49 @@ def test_not_a_zip_is_malformed(tmp_path, ctx):
     src.write_bytes(b"PK\x03\x04 not really")
     with pytest.raises(MalformedFileError, match="zip"):
         run(zip_handler(), src, ctx)
+
+
+def test_hash_subdirectories_and_archive_filenames_rule(tmp_path, ctx):
+    profile = {
+        **PROFILE,
+        "zip": {
+            "hash-subdirectories": True,
+            "filenames": [
+                {"input-regex": r"^(?P<stem>.+)\.dicom\.zip$", "output": "{stem}.dcm.zip"}
+            ],
+        },
+    }
+    src = zip_with(tmp_path / "Doe_Jane.dicom.zip", {"Doe_Jane/visit 1/t.csv": b"id\n1\n"})
+    dst, outcome = run(zip_handler(profile), src, ctx)
+    assert outcome.output_name == "Doe_Jane.dcm.zip"
+    expected = f"{ctx.keys.pseudonym('Doe_Jane', 16)}/{ctx.keys.pseudonym('visit 1', 16)}/t.csv"
+    assert zipfile.ZipFile(dst).namelist() == [expected]
+
+
+def test_preview_runs_members_and_writes_nothing(tmp_path, ctx):
+    src = zip_with(tmp_path / "p.zip", {"t.csv": b"id,name\n1,Jane Doe\n"})
+    outcome = zip_handler().deidentify(src, None, named(ctx, src.name))
+    member = outcome.members["t.csv"]
+    assert [(c.path, c.action) for c in member.changes] == [("name", "remove")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.zip"]
+
+
+def test_dicom_zip_members_go_through_the_dicom_section(tmp_path, ctx, ct_small):
+    dicom = pytest.importorskip("fw_gear_deid.formats.dicom")
+    if not hasattr(dicom, "DicomHandler"):
+        pytest.skip("the DICOM handler is not in the tree yet")
+    profile = {"dicom": {"fields": [{"name": "PatientName", "replace-with": "ANON"}]}, "zip": {}}
+    src = zip_with(
+        tmp_path / "series.dicom.zip",
+        {"series/IM0001": ct_small.read_bytes(), "series/.DS_Store": b"x"},
+    )
+    dst, outcome = run(zip_handler(profile), src, ctx)
+    import pydicom
+
+    with zipfile.ZipFile(dst) as archive:
+        (name,) = archive.namelist()
+        with archive.open(name) as member:
+            assert str(pydicom.dcmread(member).PatientName) == "ANON"
+    assert "CompressedSamples^CT1" in {
+        s.value for m in outcome.members.values() for s in m.sensitive
+    }
