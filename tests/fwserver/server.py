@@ -23,12 +23,14 @@ import email.policy
 import itertools
 import json
 import re
+import socket
 import threading
 import time
 import urllib.parse
 from collections import Counter
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 CHILD = {"group": "project", "project": "subject", "subject": "session", "session": "acquisition"}
@@ -78,6 +80,8 @@ class FlywheelTestServer:
         self.project_settings: dict[str, dict[str, Any]] = {}
         self.creates: Counter[str] = Counter()
         self.deletes: Counter[str] = Counter()
+        #: Files received by upload (every version counts).
+        self.uploads = 0
         self.requests: list[tuple[str, str]] = []
         self.list_delay = 0.0
         self._ids = itertools.count(1)
@@ -157,6 +161,40 @@ class FlywheelTestServer:
     def add_file(self, container_id: str, name: str, content: bytes, **meta: Any) -> dict[str, Any]:
         with self.lock:
             return self._store_file(self.containers[container_id], name, content, meta)
+
+    def seed_from_folder(
+        self, group: str, project_label: str, folder: str | Path
+    ) -> dict[str, Any]:
+        """A project built from a local-store project folder (sidecars give labels, fields, info,
+        tags and file metadata; hidden files and symbolic links are left out)."""
+        folder = Path(folder)
+        project = self.add_project(group, project_label)
+
+        def sidecar(path: Path) -> dict[str, Any]:
+            return json.loads(path.read_text()) if path.is_file() else {}
+
+        def fill(container: dict[str, Any], path: Path, depth: int) -> None:
+            for entry in sorted(path.iterdir()):
+                if entry.name.startswith(".") or entry.is_symlink():
+                    continue
+                if entry.is_file():
+                    if depth == 0 and entry.name == "deid_profile.yaml":
+                        continue
+                    meta = sidecar(path / f".{entry.name}.meta.json")
+                    meta.pop("version", None)
+                    meta.pop("sha256", None)
+                    self.add_file(container["_id"], entry.name, entry.read_bytes(), **meta)
+                elif entry.is_dir() and depth < 3:
+                    data = sidecar(entry / ".container.json")
+                    data.pop("container_type", None)
+                    label = data.pop("label", None) or entry.name
+                    kind = ("subject", "session", "acquisition")[depth]
+                    child = self.add_container(kind, container["_id"], label, **data)
+                    fill(child, entry, depth + 1)
+
+        with self.lock:
+            fill(project, folder, 0)
+        return project
 
     def set_site_profile(self, profile: Any) -> None:
         self.site_settings["deid_profile"] = profile
@@ -508,6 +546,7 @@ class FlywheelTestServer:
         if isinstance(meta, list):
             meta = meta[0] if meta else {}
         stored = []
+        self.uploads += len(uploads)
         for filename, payload in uploads:
             entry = self._store_file(doc, meta.get("name") or filename, payload, meta)
             stored.append({k: v for k, v in entry.items() if not k.startswith("_")})
@@ -520,6 +559,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out as separate writes: without TCP_NODELAY each keep-alive request
+        # waits for a delayed ACK (~40 ms).
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def _serve(self, method: str) -> None:
         parsed = urllib.parse.urlsplit(self.path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import time
 
 import pytest
 
@@ -113,16 +114,18 @@ def test_creates_containers_once_and_writes_files_with_metadata(fw_server, tmp_p
 
 
 def _create(args):
-    api_key, origin = args
+    api_key, origin, start_at = args
     store = open_store("fw://grp/dest", read_only=False, api_key=api_key)
+    time.sleep(max(0.0, start_at - time.time()))  # every job looks at the same moment
     return store.ensure_child(store.location, "subject", origin, ContainerMeta("same")).id
 
 
 def test_creation_race_is_detected_and_resolved(fw_server):
     dest = fw_server.add_project("grp", "dest")
-    fw_server.list_delay = 0.2  # every job lists before any creates: they really race
+    fw_server.list_delay = 0.5  # every job lists before any creates: they really race
+    start_at = time.time() + 5
     with multiprocessing.get_context("spawn").Pool(4) as pool:
-        ids = pool.map(_create, [(fw_server.api_key, "racy-origin")] * 4)
+        ids = pool.map(_create, [(fw_server.api_key, "racy-origin", start_at)] * 4)
     assert len(set(ids)) == 1
     assert len(fw_server.children(dest["_id"], "subject")) == 1
     assert fw_server.creates["subject"] > 1  # the race happened...
