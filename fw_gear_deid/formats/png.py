@@ -249,7 +249,7 @@ class PngHandler(RuleHandler):
                 for chunk_type, length in reader:
                     self._chunk(reader, chunk_type, length, out, ctx, rec, texts, source)
                 outcome.output_name = self.output_name(src, ctx, rec, texts.get)
-        except (ValueError, OSError, zlib.error, struct.error) as exc:
+        except (ValueError, OSError, IndexError, zlib.error, struct.error) as exc:
             raise MalformedFileError(source, f"not a readable PNG: {exc}") from exc
         return outcome
 

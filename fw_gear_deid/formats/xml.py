@@ -94,7 +94,9 @@ class XmlHandler(RuleHandler):
         """(path, text) of a selected node, None for nodes without a value."""
         if isinstance(node, etree._Element):
             if not isinstance(node.tag, str):  # comment or processing instruction
-                return tree.getpath(node.getparent()) + "/comment()", node.text or ""
+                parent = node.getparent()
+                where = tree.getpath(parent) if parent is not None else ""
+                return f"{where}/comment()", node.text or ""
             return tree.getpath(node), node.text or ""
         if isinstance(node, etree._ElementUnicodeResult):
             parent = node.getparent()
@@ -200,6 +202,9 @@ class XmlHandler(RuleHandler):
     def _remove(node: Any) -> None:
         if isinstance(node, etree._Element):
             parent = node.getparent()
+            if parent is None and not isinstance(node.tag, str):
+                node.text = ""  # a comment/PI outside the root cannot be detached: emptied
+                return
             if parent is None:
                 raise ValueError("cannot remove the root element")
             if node.tail:  # the tail belongs to the surrounding text, keep it

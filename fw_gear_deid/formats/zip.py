@@ -227,7 +227,10 @@ class ZipHandler(RuleHandler):
         written: set[str] = set()
         validate = self.section.get("validate-zip-members", True)
         for index, info in enumerate(infos):
-            name = info.filename.replace("\\", "/")
+            # "./a" and "a//b" name the same place as "a" and "a/b"
+            name = "/".join(
+                p for p in info.filename.replace("\\", "/").split("/") if p not in ("", ".")
+            )
             if info.is_dir():
                 continue  # directories are recreated by the member paths
             member_src = tmp / f"in-{index}"

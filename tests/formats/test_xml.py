@@ -131,3 +131,10 @@ def test_xml_matches_its_signature_and_default_filters():
     assert handler.matches("a.XML", b"")
     assert handler.matches("export", b'<?xml version="1.0"?>')
     assert not handler.matches("export", b"<html>")
+
+
+def test_comment_outside_the_root_can_be_removed(tmp_path, ctx):
+    _src, dst, outcome = run(tmp_path, [{"name": "/comment()", "remove": True}], ctx)
+    assert "Jöhn".encode("latin-1") in dst.read_bytes()  # still inside the document
+    assert b"exported for" not in dst.read_bytes()
+    assert " exported for Jöhn Doe " in {s.value for s in outcome.sensitive}
