@@ -77,6 +77,19 @@ def _date_prefix(digits: str) -> str | None:
     return None
 
 
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def _is_hex_digest(run: str) -> bool:
+    """A run of 12+ hex digits mixing letters and digits: a hash, not words and numbers."""
+    return (
+        len(run) >= 12
+        and all(char in _HEX for char in run)
+        and any(char.isdigit() for char in run)
+        and any(char.isalpha() for char in run)
+    )
+
+
 @dataclass
 class Tokens:
     """A haystack (or needle) broken into tokens.
@@ -98,6 +111,11 @@ def tokenize(text: str) -> Tokens:
     for run in _RUN.finditer(text):
         start = run.start()
         out.units.append((fold(run.group()), *run.span()))
+        if _is_hex_digest(run.group()):
+            # a keyed pseudonym or hash (our own hash outputs): its letters are chance, not words
+            out.seq.append(fold(run.group()))
+            out.spans.append(run.span())
+            continue
         previous_digits = False
         for piece in _PIECE.finditer(run.group()):
             raw = piece.group()

@@ -263,3 +263,12 @@ def test_an_id_made_of_date_and_time_does_not_match_the_kept_time() -> None:
     assert gate.kinds_in("142825.000000") == set()
     assert gate.kinds_in("11-05-25-142825") == {"id"}
     assert gate_of(("id", "MRN 0012345")).kinds_in("0012345") == {"id"}
+
+
+def test_hash_pseudonyms_are_not_split_into_chance_words() -> None:
+    # hashed IDs are hex: '7deb4...' must not read as the name token 'deb'
+    gate = gate_of(("name", "DEB^ADA"))
+    assert gate.kinds_in("PatientID 3f7deb41ada09c2e") == set()
+    assert gate.kinds_in("deb-41") == {"name"}
+    # a hex-looking ID is still found whole
+    assert gate_of(("id", "3f7deb41ada09c2e")).kinds_in("3F7DEB41ADA09C2E") == {"id"}
