@@ -8,9 +8,10 @@ Public API::
     gate.check_file(handler, tmp_output, name)        # raises ResidualPHIError on any hit
 
     run_guarded(fn, filename, *args, cleanup=[tmp])   # any crash -> MalformedFileError, tmp removed
+    to_malformed(filename, exc)                       # the same conversion, for an existing except
 """
 
-from fw_gear_deid.check._safety import guarded, run_guarded
+from fw_gear_deid.check._safety import guarded, run_guarded, to_malformed
 from fw_gear_deid.check.config import CLI_FLAG, CONFIG_KEY, GateConfig
 from fw_gear_deid.check.gate import REDACTED, UNSCANNABLE, Hit, ResidualGate
 
@@ -24,4 +25,5 @@ __all__ = [
     "ResidualGate",
     "guarded",
     "run_guarded",
+    "to_malformed",
 ]
