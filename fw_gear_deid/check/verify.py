@@ -313,6 +313,16 @@ class Verifier:
         except (DeidError, OSError) as error:
             reason = getattr(error, "reason", type(error).__name__)
             return FileFinding(display, problem=f"cannot be compared with its source ({reason})")
+        # the file's own metadata (info, tags, classification) can carry a header dump
+        file_record = {
+            "info": entry.info,
+            "tags": list(entry.tags),
+            "classification": entry.classification,
+            "type": entry.type,
+            "modality": entry.modality,
+        }
+        hits += gate.scan_metadata("file", file_record)
+        hits += gate.scan_name(entry.name)
         for dest_container in dest_chain:
             for hit in gate.scan_metadata(dest_container.type, container_record(dest_container)):
                 key = (dest_container.id, hit)

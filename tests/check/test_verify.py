@@ -235,3 +235,17 @@ def test_a_name_partly_left_in_place_is_still_sensitive_whole() -> None:
 )
 def test_guess_kind(path: str, value: str, kind: str) -> None:
     assert guess_kind(path, value) == kind
+
+
+def test_file_metadata_and_names_are_verified(trees, capsys) -> None:
+    source, dest = trees
+    acq = dest / "subject-1" / "session-1" / "acq-1"
+    from fw_gear_deid.stores.local import file_sidecar_name
+
+    (acq / file_sidecar_name("image.dcm")).write_text(
+        json.dumps({"info": {"header": {"dicom": {"PatientID": "PID-887766"}}}, "tags": []})
+    )
+    code, out = _verify(capsys, str(source), str(dest))
+    assert code == 1
+    assert "image.dcm: file.info.header.dicom.PatientID (id)" in out
+    assert "887766" not in out
