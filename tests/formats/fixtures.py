@@ -193,22 +193,22 @@ def zip_with(path: Path, members: dict[str, bytes], *, symlinks: tuple[str, ...]
 
 
 def _ifd(
-    entries: list[tuple[int, int, int, bytes]], at: int, next_ifd: int = 0
+    entries: list[tuple[int, int, int, bytes]], at: int, next_ifd: int = 0, order: str = "<"
 ) -> tuple[bytes, bytes]:
-    """A little-endian IFD table placed at ``at`` plus its out-of-line values (written after it)."""
-    table = struct.pack("<H", len(entries))
+    """An IFD table placed at ``at`` plus its out-of-line values (written after it)."""
+    table = struct.pack(f"{order}H", len(entries))
     values = b""
     base = at + 2 + 12 * len(entries) + 4
     for tag, typ, count, data in sorted(entries):
         if len(data) <= 4:
-            table += struct.pack("<HHI", tag, typ, count) + data.ljust(4, b"\x00")
+            table += struct.pack(f"{order}HHI", tag, typ, count) + data.ljust(4, b"\x00")
         else:
-            table += struct.pack("<HHII", tag, typ, count, base + len(values))
+            table += struct.pack(f"{order}HHII", tag, typ, count, base + len(values))
             values += data + (b"\x00" if len(data) % 2 else b"")
-    return table + struct.pack("<I", next_ifd), values
+    return table + struct.pack(f"{order}I", next_ifd), values
 
 
-def build_tiff_with_exif(path: Path) -> Path:
+def build_tiff_with_exif(path: Path, order: str = "<") -> Path:
     """A hand-assembled single-page TIFF whose IFD0 points to an EXIF and a GPS IFD (Pillow cannot
     write these sub-IFDs into a TIFF)."""
     width, height = 8, 4
@@ -221,31 +221,35 @@ def build_tiff_with_exif(path: Path) -> Path:
             (37510, 7, 8 + len(MRN), b"ASCII\x00\x00\x00" + MRN.encode()),
         ],
         exif_at,
+        order=order,
     )
     gps_at = exif_at + len(exif_table) + len(exif_values)
     gps_table, gps_values = _ifd(
-        [(1, 2, 2, b"N\x00"), (2, 5, 3, struct.pack("<6I", 47, 1, 36, 1, 1234, 100))], gps_at
+        [(1, 2, 2, b"N\x00"), (2, 5, 3, struct.pack(f"{order}6I", 47, 1, 36, 1, 1234, 100))],
+        gps_at,
+        order=order,
     )
     ifd0_at = gps_at + len(gps_table) + len(gps_values)
     artist = NAME.encode() + b"\x00"
     ifd0_table, ifd0_values = _ifd(
         [
-            (256, 3, 1, struct.pack("<H", width)),
-            (257, 3, 1, struct.pack("<H", height)),
-            (258, 3, 3, struct.pack("<3H", 8, 8, 8)),
-            (259, 3, 1, struct.pack("<H", 1)),
-            (262, 3, 1, struct.pack("<H", 2)),
-            (273, 4, 1, struct.pack("<I", strip_at)),
-            (277, 3, 1, struct.pack("<H", 3)),
-            (278, 3, 1, struct.pack("<H", height)),
-            (279, 4, 1, struct.pack("<I", len(pixels))),
+            (256, 3, 1, struct.pack(f"{order}H", width)),
+            (257, 3, 1, struct.pack(f"{order}H", height)),
+            (258, 3, 3, struct.pack(f"{order}3H", 8, 8, 8)),
+            (259, 3, 1, struct.pack(f"{order}H", 1)),
+            (262, 3, 1, struct.pack(f"{order}H", 2)),
+            (273, 4, 1, struct.pack(f"{order}I", strip_at)),
+            (277, 3, 1, struct.pack(f"{order}H", 3)),
+            (278, 3, 1, struct.pack(f"{order}H", height)),
+            (279, 4, 1, struct.pack(f"{order}I", len(pixels))),
             (315, 2, len(artist), artist),
-            (34665, 4, 1, struct.pack("<I", exif_at)),
-            (34853, 4, 1, struct.pack("<I", gps_at)),
+            (34665, 4, 1, struct.pack(f"{order}I", exif_at)),
+            (34853, 4, 1, struct.pack(f"{order}I", gps_at)),
         ],
         ifd0_at,
+        order=order,
     )
-    header = b"II*\x00" + struct.pack("<I", ifd0_at)
+    header = (b"II*\x00" if order == "<" else b"MM\x00*") + struct.pack(f"{order}I", ifd0_at)
     path.write_bytes(
         header
         + pixels

@@ -102,8 +102,9 @@ def test_ifd_loop_is_malformed(tmp_path, ctx):
     assert not dst.exists()
 
 
-def test_exif_and_gps_sub_ifds_of_a_tiff_are_walked(tmp_path, ctx):
-    src = build_tiff_with_exif(tmp_path / "exif.tif")
+@pytest.mark.parametrize("order", ["<", ">"], ids=["little-endian", "big-endian"])
+def test_exif_and_gps_sub_ifds_of_a_tiff_are_walked(tmp_path, ctx, order):
+    src = build_tiff_with_exif(tmp_path / "exif.tif", order)
     before = exiftool_dump(src)
     assert MRN in before
     assert "GPS:GPSLatitude" in before
