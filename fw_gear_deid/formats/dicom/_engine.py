@@ -1,0 +1,936 @@
+"""The DICOM rule engine: one walk over the header applies, per element, the profile fields, else the
+preset, else the catch-alls (every PN, every instance UID, every date), then provenance.
+
+Small classes, one concern each, chained by :class:`DicomEngine`:
+:class:`UidRemapper`, :class:`DateShifter`, :class:`TextCleaner`, :class:`PrivateTagFilter`,
+:class:`Provenance`. Each has ``describe()``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import pydicom._uid_dict
+from dateutil import relativedelta
+from pydicom.datadict import dictionary_VR, keyword_for_tag, private_dictionary_VR
+from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from pydicom.sequence import Sequence as DicomSequence
+from pydicom.valuerep import format_number_as_ds
+
+from fw_gear_deid import STANDARD_EDITION, __version__
+from fw_gear_deid.actions import REMOVE, ActionError, FieldAction, hashuid_for
+from fw_gear_deid.formats._base import DeidContext, FieldChange, SensitiveValue
+from fw_gear_deid.formats.dicom import _preset as P
+from fw_gear_deid.formats.dicom._rules import (
+    FieldRule,
+    Step,
+    compile_fields,
+    display_path,
+)
+from fw_gear_deid.formats.dicom._values import (
+    BINARY_VRS,
+    FREE_TEXT_VRS,
+    NUMERIC_VRS,
+    dummy_value,
+    empty_value,
+    sensitive_kind,
+    shift_da,
+    shift_dt,
+)
+from fw_gear_deid.formats.dicom.selectors import PrivateSelector, TagSelector
+from fw_gear_deid.standard import BASIC_PROFILE_CODE, OPTIONS
+
+_WELL_KNOWN_UIDS = frozenset(pydicom._uid_dict.UID_dictionary)
+# UI attributes naming classes, syntaxes, schemes or creators rather than instances: never remapped.
+_CLASS_UID_KEYWORD = re.compile(
+    r"(ClassUID|TransferSyntaxUID|CodingSchemeUID|CodingSchemeRegistry|MappingResourceUID|"
+    r"ContextGroupExtensionCreatorUID|PrivateInformationCreatorUID|ImplementationClassUID|"
+    r"ClassUIDInFile|TransferSyntaxUIDInFile|SOPClassesInStudy|CodingSchemeExternalID|"
+    r"ApplicationContextName|ContextUID)"
+)
+_SENSITIVE_SKIP_VRS = frozenset({"DS", "IS", "AS", "TM", "CS", "US", "SS", "UL", "SL", "FL", "FD"})
+_PROVENANCE_TAGS = frozenset({0x00120062, 0x00120063, 0x00120064, 0x00280303})
+
+
+def _is_private(tag: int) -> bool:
+    return bool((tag >> 16) & 1)
+
+
+class UidRemapper:
+    """One UID map for the job: ``Keys.uid`` (2.25.<int>) by default, or the section's ``hashuid``
+    algorithm when the profile uses ``hashuid`` anywhere, so explicit and implicit remaps agree in
+    every file. Well-known UIDs (pydicom's UID dictionary) and class/syntax/scheme attributes are never
+    touched."""
+
+    def __init__(self, section: Mapping[str, Any], use_hashuid: bool):
+        self.section = section
+        self.use_hashuid = use_hashuid
+
+    @staticmethod
+    def remappable(tag: int, uid: str) -> bool:
+        if not uid or uid in _WELL_KNOWN_UIDS:
+            return False
+        keyword = keyword_for_tag(tag) or ""
+        return not _CLASS_UID_KEYWORD.search(keyword)
+
+    def remap(self, uid: str, ctx: DeidContext) -> str:
+        uid = uid.strip().rstrip("\x00")
+        if self.use_hashuid:
+            return hashuid_for(self.section, uid, ctx.keys)
+        return ctx.keys.uid(uid)
+
+    def describe(self) -> str:
+        scheme = "hashuid (section settings)" if self.use_hashuid else "keyed 2.25.<int>"
+        return f"UID map: {scheme}; well-known and class UIDs untouched"
+
+
+class DateShifter:
+    """Whole-day shift of DA/DT values by the subject's offset, precision and time kept."""
+
+    def __init__(self, days: int):
+        self.days = days
+
+    def shift(self, vr: str, value: str) -> str | None:
+        return shift_da(value, self.days) if vr == "DA" else shift_dt(value, self.days)
+
+    def describe(self) -> str:
+        return f"dates: DA/DT shifted by {self.days} days (TM unchanged)"
+
+
+class TextCleaner:
+    """PS3.15 "C" on free text: the text is kept minus every identifying value found in the file's
+    top-level names, IDs, addresses and institution (case-insensitive, 3+ characters)."""
+
+    _SOURCES = (
+        0x00100010, 0x00100020, 0x00101000, 0x00101001, 0x00101040, 0x00100021, 0x00080050,
+        0x00080080, 0x00080081, 0x00080090, 0x00081050, 0x00081070, 0x00200010, 0x00101060,
+        0x00101005, 0x00102154, 0x00081048, 0x00081060, 0x00321032, 0x00400006,
+    )  # fmt: skip
+
+    def __init__(self, dataset: Dataset):
+        tokens: set[str] = set()
+        for tag in self._SOURCES:
+            elem = dataset.get(tag)
+            if elem is None or elem.VR == "SQ":
+                continue
+            values = elem.value if isinstance(elem.value, MultiValue) else [elem.value]
+            for value in values:
+                text = str(value or "")
+                tokens.add(text)
+                tokens.update(re.split(r"[\^=\s,]+", text))
+        self.tokens = sorted((t for t in tokens if len(t.strip()) >= 3), key=len, reverse=True)
+        self._pattern = (
+            re.compile("|".join(re.escape(t) for t in self.tokens), re.IGNORECASE)
+            if self.tokens
+            else None
+        )
+
+    def clean(self, text: str) -> str:
+        if self._pattern is None:
+            return text
+        return self._pattern.sub("", text)
+
+    def describe(self) -> str:
+        return f"clean: free text minus {len(self.tokens)} identifying token(s) of the file"
+
+
+@dataclass
+class PrivateTagFilter:
+    """Private elements: ``remove`` (preset, or ``remove-private-tags``), ``safe`` (Retain Safe Private:
+    only numeric-VR values survive, text and binary blobs go) or ``keep``. Elements a profile field names
+    with ``(gggg,"creator",ee)`` survive with their creator element."""
+
+    mode: str
+
+    def removes(self, vr: str) -> bool:
+        if self.mode == "keep":
+            return False
+        if self.mode == "safe":
+            return vr not in NUMERIC_VRS
+        return True
+
+    def describe(self) -> str:
+        return {
+            "keep": "private elements: kept unless a field acts on them",
+            "remove": 'private elements: removed unless named by a (gggg,"creator",ee) field',
+            "safe": "private elements: numeric values kept (Retain Safe Private), others removed",
+        }[self.mode]
+
+
+class Provenance:
+    """PatientIdentityRemoved, DeidentificationMethod (appended), the CID 7050 codes of the profile and
+    options applied, and Longitudinal Temporal Information Modified."""
+
+    def __init__(self, preset: P.PresetRules | None):
+        self.preset = preset
+
+    def method_text(self) -> str:
+        if self.preset is None:
+            return f"fw-gear-deid {__version__} Flywheel profile"[:64]
+        return f"fw-gear-deid {__version__} PS3.15-{STANDARD_EDITION} Basic"[:64]
+
+    def codes(self) -> list[tuple[str, str]]:
+        if self.preset is None:
+            return []  # the Basic Profile was not applied: claiming 113100 would be false
+        return [BASIC_PROFILE_CODE] + [
+            (OPTIONS[name].code, OPTIONS[name].meaning) for name in self.preset.options
+        ]
+
+    def apply(self, dataset: Dataset, dates_shifted: bool, dates_removed: bool) -> None:
+        dataset.PatientIdentityRemoved = "YES"
+        method = self.method_text()
+        old = dataset.get(0x00120063)
+        values: list[str] = []
+        if old is not None and old.value:
+            values = list(old.value) if isinstance(old.value, MultiValue) else [str(old.value)]
+        if method not in values:
+            values.append(method)
+        dataset.DeidentificationMethod = values if len(values) > 1 else values[0]
+        codes = self.codes()
+        if codes:
+            existing = dataset.get(0x00120064)
+            items = list(existing.value) if existing is not None and existing.value else []
+            present = {str(item.get("CodeValue", "")) for item in items}
+            for code, meaning in codes:
+                if code in present:
+                    continue
+                item = Dataset()
+                item.CodeValue = code
+                item.CodingSchemeDesignator = "DCM"
+                item.CodeMeaning = meaning
+                items.append(item)
+            dataset.DeidentificationMethodCodeSequence = DicomSequence(items)
+        status = self.temporal_status(dates_shifted, dates_removed)
+        if status is not None:
+            dataset.LongitudinalTemporalInformationModified = status
+
+    def temporal_status(self, dates_shifted: bool, dates_removed: bool) -> str | None:
+        if self.preset is not None:
+            mode = self.preset.dates_mode
+            if mode == "full":
+                return "UNMODIFIED"
+            if mode == "modified" or dates_shifted:
+                return "MODIFIED"
+            return "REMOVED"
+        if dates_shifted:
+            return "MODIFIED"
+        if dates_removed:
+            return "REMOVED"
+        return None  # a plain profile that left dates alone says nothing new
+
+    def describe(self) -> str:
+        codes = ", ".join(code for code, _ in self.codes()) or "no CID 7050 code"
+        return f"provenance: PatientIdentityRemoved=YES, method {self.method_text()!r}, {codes}"
+
+
+@dataclass
+class FileState:
+    """Per-file results collected during the walk."""
+
+    ctx: DeidContext
+    preview: bool
+    changes: list[FieldChange] = field(default_factory=list)
+    sensitive: list[SensitiveValue] = field(default_factory=list)
+    uid_map: dict[str, str] = field(default_factory=dict)
+    applied: set[tuple[int, int, int]] = field(default_factory=set)
+    matched_rules: set[int] = field(default_factory=set)
+    dates_shifted: bool = False
+    dates_removed: bool = False
+    cleaner: TextCleaner | None = None
+    originals: dict[str, Any] = field(default_factory=dict)
+
+
+def _values_of(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, (MultiValue, list, tuple)):
+        return list(value)
+    return [value]
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, MultiValue | list | tuple):
+        return "\\".join(str(v) for v in value)
+    if isinstance(value, bytes):
+        return value.decode("latin-1", "replace")
+    return str(value)
+
+
+class DicomEngine:
+    """A compiled dicom section: ``run(dataset, trailing, ctx, preview)`` edits the datasets in place."""
+
+    def __init__(self, section: Mapping[str, Any]):
+        self.section = section
+        self.rules: list[FieldRule] = compile_fields(section)
+        self.preset = (
+            P.PresetRules.build(section.get("options") or [])
+            if section.get("preset") == "ps3.15-basic"
+            else None
+        )
+        self._by_tag: dict[int, list[FieldRule]] = {}
+        self._other: list[FieldRule] = []
+        for rule in self.rules:
+            if isinstance(rule.selector, TagSelector):
+                self._by_tag.setdefault(rule.selector.tag, []).append(rule)
+            else:
+                self._other.append(rule)
+        self.uids = UidRemapper(section, any(r.action.action == "hashuid" for r in self.rules))
+        if self.preset is not None:
+            mode = "safe" if self.preset.private == P.CLEAN else "remove"
+        else:
+            mode = "remove" if section.get("remove-private-tags") else "keep"
+        self.private_filter = PrivateTagFilter(mode)
+        self.provenance = Provenance(self.preset)
+        self.remove_undefined = bool(section.get("remove-undefined"))
+        self.age_from_birthdate = bool(section.get("patient-age-from-birthdate"))
+        self.has_rules = (
+            bool(self.rules)
+            or self.preset is not None
+            or any(
+                section.get(key)
+                for key in ("remove-private-tags", "remove-undefined", "patient-age-from-birthdate")
+            )
+        )
+        self._lookup_names = {
+            group_name
+            for rule in self.rules
+            for sub in rule.action.regex_rules
+            for group_name in sub.groups
+        }
+
+    # -- description ----------------------------------------------------------------------------
+    def describe(self) -> list[str]:
+        lines = [f"dicom: {rule.action.describe()}" for rule in self.rules]
+        if self.preset is not None:
+            lines += [f"dicom: {line}" for line in self.preset.describe()]
+            lines.append("dicom: every PN emptied, every instance UID remapped, DA/DT shifted")
+        lines.append(f"dicom: {self.uids.describe()}")
+        lines.append(f"dicom: {self.private_filter.describe()}")
+        lines.append(f"dicom: {self.provenance.describe()}")
+        return lines
+
+    # -- the walk ---------------------------------------------------------------------------------
+    def run(
+        self, dataset: Dataset, trailing: Dataset | None, ctx: DeidContext, preview: bool
+    ) -> FileState:
+        state = FileState(ctx=ctx, preview=preview)
+        if not self.has_rules:
+            return state
+        for name in self._lookup_names:
+            elem = dataset.get(name) if name.isidentifier() else None
+            state.originals[name] = _text(elem.value) if elem is not None else None
+        if self.preset is not None:
+            state.cleaner = TextCleaner(dataset)
+        if self.age_from_birthdate:
+            self._patient_age(dataset, state)
+        self._walk(dataset, [], state, mode="top")
+        if trailing is not None:
+            self._walk(trailing, [], state, mode="top")
+        self._insert_missing(dataset, state)
+        if self.uids and state.uid_map:
+            self._propagate_uids(dataset, [], state)
+        self._file_meta(dataset, state)
+        self.provenance.apply(dataset, state.dates_shifted, state.dates_removed)
+        return state
+
+    def _candidates(self, tag: int, dataset: Dataset, path: Sequence[Step]) -> list[FieldRule]:
+        found = [r for r in self._by_tag.get(tag, ()) if r.matches(tag, dataset, path)]
+        for rule in self._other:
+            if rule.matches(tag, dataset, path):
+                found.append(rule)
+        if len(found) > 1:
+            found.sort(key=lambda rule: rule.order)
+        return found
+
+    def _vr(self, dataset: Dataset, tag: int, raw: Any) -> str:
+        vr = getattr(raw, "VR", None)
+        if vr and (vr != "UN" or _is_private(tag)):
+            return str(vr)
+        if _is_private(tag):
+            return "UN"
+        try:
+            return dictionary_VR(tag)
+        except KeyError:
+            return str(vr or "UN")
+
+    def _element(self, dataset: Dataset, tag: int) -> DataElement:
+        """The element decoded without replacing the raw bytes kept in the dataset."""
+        item = dataset.get_item(tag)
+        if isinstance(item, RawDataElement):
+            return convert_raw_data_element(item, encoding=dataset._character_set, ds=dataset)
+        return item
+
+    def _walk(self, dataset: Dataset, path: list[Step], state: FileState, mode: str) -> None:
+        kept_blocks: set[tuple[int, int]] = set()
+        creators: list[int] = []
+        for tag in list(dataset.keys()):
+            tag = int(tag)
+            if tag & 0xFFFF == 0 and tag >> 16 > 2:
+                continue  # group lengths: pydicom does not write them
+            if tag in _PROVENANCE_TAGS and not path:
+                continue  # rewritten by Provenance
+            private = _is_private(tag)
+            if private and 0x10 <= tag & 0xFFFF <= 0xFF:
+                creators.append(tag)
+                continue
+            rules = self._candidates(tag, dataset, path)
+            if rules:
+                if private:
+                    kept_blocks.add((tag >> 16, (tag & 0xFFFF) >> 8))
+                self._apply_rules(dataset, tag, path, rules, state)
+                continue
+            raw = dataset.get_item(tag)
+            vr = self._vr(dataset, tag, raw)
+            if self.remove_undefined:
+                if vr == "SQ" and any(r.could_match_inside(len(path)) for r in self.rules):
+                    self._recurse(dataset, tag, path, state, mode)
+                else:
+                    self._remove(dataset, tag, path, "remove-undefined", state)
+                continue
+            if private:
+                if self.private_filter.removes(vr):
+                    self._remove(dataset, tag, path, "remove-private", state)
+                    continue
+                kept_blocks.add((tag >> 16, (tag & 0xFFFF) >> 8))
+                if vr == "SQ":
+                    self._recurse(dataset, tag, path, state, mode)
+                continue
+            if self.preset is not None:
+                self._apply_preset(dataset, tag, vr, path, state, mode)
+            elif vr == "SQ" and (self._other or self.remove_undefined):
+                self._recurse(dataset, tag, path, state, mode)
+        for tag in creators:
+            if self.private_filter.mode == "keep":
+                continue
+            block = (tag >> 16, tag & 0xFF)
+            if block not in kept_blocks:
+                self._remove(dataset, tag, path, "remove-private", state)
+
+    def _recurse(
+        self, dataset: Dataset, tag: int, path: list[Step], state: FileState, mode: str
+    ) -> None:
+        elem = dataset[tag]
+        if elem.VR != "SQ" or not elem.value:
+            return
+        for index, item in enumerate(elem.value):
+            self._walk(item, [*path, Step(tag, index, dataset)], state, mode)
+
+    # -- recording ---------------------------------------------------------------------------------
+    def _record(
+        self,
+        tag: int,
+        path: Sequence[Step],
+        action: str,
+        vr: str,
+        before: Any,
+        after: Any,
+        state: FileState,
+    ) -> None:
+        where = display_path(tag, path)
+        state.changes.append(
+            FieldChange(
+                where,
+                action,
+                _text(before) if state.preview else None,
+                (None if after is REMOVE else _text(after)) if state.preview else None,
+            )
+        )
+        if vr in _SENSITIVE_SKIP_VRS or vr in BINARY_VRS or vr == "SQ":
+            return
+        kind = sensitive_kind(vr, keyword_for_tag(tag) or "")
+        for value in _values_of(before):
+            text = _text(value).strip().rstrip("\x00").strip()
+            if len(text) >= 2:
+                state.sensitive.append(SensitiveValue(kind, text, where))
+
+    def _sensitive_subtree(self, elem: DataElement, path: Sequence[Step], state: FileState) -> None:
+        """Text values inside a removed sequence are sources the gate must not find elsewhere."""
+        for index, item in enumerate(elem.value or []):
+            try:
+                for sub in item:
+                    if sub.VR == "SQ":
+                        self._sensitive_subtree(sub, [*path, Step(elem.tag, index, item)], state)
+                    elif sub.VR not in _SENSITIVE_SKIP_VRS and sub.VR not in BINARY_VRS:
+                        kind = sensitive_kind(sub.VR, sub.keyword or "")
+                        where = display_path(sub.tag, [*path, Step(elem.tag, index, item)])
+                        for value in _values_of(sub.value):
+                            text = _text(value).strip()
+                            if len(text) >= 2:
+                                state.sensitive.append(SensitiveValue(kind, text, where))
+            except Exception:  # noqa: S112 - a corrupt nested value is removed anyway
+                continue
+
+    def _remove(
+        self, dataset: Dataset, tag: int, path: Sequence[Step], action: str, state: FileState
+    ) -> None:
+        try:
+            elem = self._element(dataset, tag)
+            vr, value = elem.VR, elem.value
+        except Exception:
+            vr, value = "UN", None
+        if vr == "SQ":
+            self._sensitive_subtree(dataset[tag], path, state)
+            value = None
+        if vr in ("DA", "DT") and value:
+            state.dates_removed = True
+        del dataset[tag]
+        self._record(tag, path, action, vr, value, REMOVE, state)
+
+    def _set(
+        self,
+        dataset: Dataset,
+        tag: int,
+        path: Sequence[Step],
+        action: str,
+        vr: str,
+        before: Any,
+        value: Any,
+        state: FileState,
+    ) -> None:
+        if vr == "SQ" and isinstance(value, list | tuple):
+            value = DicomSequence(list(value))
+        if vr == "UN" and isinstance(value, str):
+            value = value.encode("latin-1", "replace")
+        dataset[tag] = DataElement(tag, vr, value)
+        if _text(before) != _text(value):
+            self._record(tag, path, action, vr, before, value, state)
+
+    # -- profile fields ------------------------------------------------------------------------------
+    def _apply_rules(
+        self,
+        dataset: Dataset,
+        tag: int,
+        path: list[Step],
+        rules: list[FieldRule],
+        state: FileState,
+    ) -> None:
+        for rule in rules:
+            if tag not in dataset:
+                return
+            state.matched_rules.add(rule.order)
+            key = (rule.order, id(dataset), tag)
+            if key in state.applied:
+                continue  # one application per rule and element (recurse-sequence)
+            state.applied.add(key)
+            self._apply_action(dataset, tag, path, rule.action, state)
+        if tag in dataset:
+            raw = dataset.get_item(tag)
+            if self._vr(dataset, tag, raw) == "SQ" and any(
+                r.could_match_inside(len(path)) for r in self.rules
+            ):
+                self._recurse(dataset, tag, path, state, "top")
+
+    def _apply_action(
+        self, dataset: Dataset, tag: int, path: list[Step], action: FieldAction, state: FileState
+    ) -> None:
+        name = action.action
+        if name in ("keep", "identity"):
+            return
+        if name == "remove":
+            self._remove(dataset, tag, path, "remove", state)
+            return
+        elem = self._element(dataset, tag)
+        vr, before = elem.VR, elem.value
+        if name == "replace-with":
+            self._set(dataset, tag, path, name, vr, before, action.replacement, state)
+            return
+        if vr == "SQ":
+            return  # value actions on a sequence: nothing to transform (the validator warns)
+        where = display_path(tag, path)
+        ctx = state.ctx
+        if name == "hash":
+            text = ",".join(str(v) for v in _values_of(before))  # reference: ",".join(values)
+            if text:
+                self._set(dataset, tag, path, name, vr, before, action.apply(text, ctx), state)
+            return
+        if name == "hashuid":
+            values = [str(v) for v in _values_of(before) if str(v)]
+            if values:
+                new = []
+                for value in values:
+                    mapped = action.apply(value, ctx)
+                    state.uid_map[value.strip().rstrip("\x00")] = mapped
+                    new.append(mapped)
+                self._set(
+                    dataset, tag, path, name, vr, before, new if len(new) > 1 else new[0], state
+                )
+            return
+        if name in ("increment-date", "increment-datetime"):
+            values = [str(v) for v in _values_of(before)]
+            if not any(values):
+                return
+            new = [self._shift_field(action, v, vr, ctx, where) if v else v for v in values]
+            state.dates_shifted = True
+            self._set(dataset, tag, path, name, vr, before, new if len(new) > 1 else new[0], state)
+            return
+        if name == "jitter":
+            values = _values_of(before)
+            if not values:
+                return
+            new = [self._jitter(action, v, vr, ctx, where) for v in values]
+            self._set(dataset, tag, path, name, vr, before, new if len(new) > 1 else new[0], state)
+            return
+        if name == "regex-sub":
+            text = ",".join(str(v) for v in _values_of(before))
+            if not text:
+                return
+            result = action.apply(text, ctx, lookup=state.originals.get, path=where)
+            self._set(dataset, tag, path, name, vr, before, result, state)
+            return
+        raise ActionError(f"{where}: action {name} is not supported on DICOM")
+
+    def _shift_field(
+        self, action: FieldAction, value: str, vr: str, ctx: DeidContext, where: str
+    ) -> str:
+        try:
+            return action.shift(value, ctx, where)
+        except ActionError:
+            # The reference fails the file on a DICOM value its format cannot parse (partial DT,
+            # ACR-NEMA dates): shift it DICOM-aware instead, or fail if it is no date at all.
+            if vr in ("DA", "DT"):
+                days = round(action.date_delta_days(ctx))
+                shifted = DateShifter(days).shift(vr, value)
+                if shifted is not None:
+                    return shifted
+            raise
+
+    def _jitter(
+        self, action: FieldAction, value: Any, vr: str, ctx: DeidContext, where: str
+    ) -> Any:
+        number = action.jitter_number(str(value), ctx, where)
+        if vr in ("IS", "UL", "US", "SS", "SL", "UV", "SV"):
+            number = int(number)
+        if vr in ("UL", "US", "UV") and number < 0:
+            number = 0
+        if vr == "US" and number > 65535:
+            number = 65535
+        if vr == "SS":
+            number = max(-32768, min(32767, number))
+        if vr == "DS":
+            return format_number_as_ds(float(number))  # at most 16 bytes (the reference: 17+)
+        if vr == "IS":
+            return str(int(number))
+        return number
+
+    # -- preset ------------------------------------------------------------------------------------
+    def _apply_preset(
+        self, dataset: Dataset, tag: int, vr: str, path: list[Step], state: FileState, mode: str
+    ) -> None:
+        preset = self.preset
+        assert preset is not None
+        if tag == 0x00101010 and self.age_from_birthdate:
+            return  # PatientAge was computed on purpose (patient-age-from-birthdate)
+        action = preset.action_for(tag)
+        if action is None:
+            action = self._catch_all(vr, mode)
+        if action == P.REMOVE:
+            self._remove(dataset, tag, path, "preset:X", state)
+            return
+        if action == P.KEEP or action == P.REFERENCES:
+            if vr == "SQ":
+                self._recurse(dataset, tag, path, state, mode)
+            return
+        if vr == "SQ":
+            child = {P.DUMMY: "dummy", P.CLEAN: "clean", P.EMPTY: None, P.UID: mode}.get(
+                action, mode
+            )
+            if child is None:
+                elem = dataset[tag]
+                if elem.value:
+                    self._sensitive_subtree(elem, path, state)
+                    self._set(dataset, tag, path, "preset:Z", vr, None, DicomSequence([]), state)
+                return
+            self._recurse(dataset, tag, path, state, child)
+            return
+        elem = self._element(dataset, tag)
+        before = elem.value
+        if action == P.EMPTY:
+            if before not in (None, "", b"") and _values_of(before):
+                if vr in ("DA", "DT"):
+                    state.dates_removed = True
+                self._set(dataset, tag, path, "preset:Z", vr, before, empty_value(vr), state)
+            return
+        if action == P.DUMMY:
+            if vr == "UI":
+                self._remap_uids(dataset, tag, path, vr, before, state, "preset:D")
+                return
+            if vr in ("DA", "DT") and preset.dates_mode != "basic":
+                self._shift_element(dataset, tag, path, vr, before, state, "preset:D")
+                return
+            if vr in ("DA", "DT"):
+                state.dates_removed = True
+            self._set(dataset, tag, path, "preset:D", vr, before, dummy_value(vr), state)
+            return
+        if action == P.UID:
+            if not preset.retains_uids:
+                self._remap_uids(dataset, tag, path, vr, before, state, "preset:U")
+            return
+        if action == P.CLEAN:
+            self._clean(dataset, tag, path, vr, before, state)
+            return
+        if action == "shift":
+            self._shift_element(dataset, tag, path, vr, before, state, "date-shift")
+            return
+        if action == "dummy-text":
+            if _values_of(before):
+                self._set(dataset, tag, path, "preset:D", vr, before, dummy_value(vr), state)
+            return
+        if action == "clean-text":
+            self._clean(dataset, tag, path, vr, before, state)
+
+    def _catch_all(self, vr: str, mode: str) -> str:
+        """What happens to an element the table does not list (its VR decides)."""
+        preset = self.preset
+        assert preset is not None
+        if vr == "PN":
+            return P.EMPTY
+        if vr == "UI":
+            return P.KEEP if preset.retains_uids else P.UID
+        if vr in ("DA", "DT"):
+            return P.KEEP if preset.dates_mode == "full" else "shift"
+        if vr in FREE_TEXT_VRS:
+            if mode == "dummy":
+                return "dummy-text"
+            if mode == "clean":
+                return "clean-text"
+        return P.KEEP
+
+    def _clean(
+        self, dataset: Dataset, tag: int, path: list[Step], vr: str, before: Any, state: FileState
+    ) -> None:
+        if vr in ("DA", "DT"):
+            if self.preset is not None and self.preset.dates_mode == "full":
+                return
+            self._shift_element(dataset, tag, path, vr, before, state, "preset:C")
+        elif vr == "PN":
+            if _values_of(before):
+                self._set(dataset, tag, path, "preset:C", vr, before, "", state)
+        elif vr == "UI":
+            self._remap_uids(dataset, tag, path, vr, before, state, "preset:C")
+        elif vr in FREE_TEXT_VRS or vr in ("AE", "CS", "UR"):
+            values = [str(v) for v in _values_of(before)]
+            cleaner = state.cleaner
+            new = [cleaner.clean(v) if cleaner else v for v in values]
+            if new != values:
+                self._set(
+                    dataset,
+                    tag,
+                    path,
+                    "preset:C",
+                    vr,
+                    before,
+                    new if len(new) > 1 else (new[0] if new else ""),
+                    state,
+                )
+
+    def _shift_element(
+        self,
+        dataset: Dataset,
+        tag: int,
+        path: list[Step],
+        vr: str,
+        before: Any,
+        state: FileState,
+        action: str,
+    ) -> None:
+        values = [str(v) for v in _values_of(before)]
+        if not any(values):
+            return
+        shifter = DateShifter(state.ctx.date_offset(self.section))
+        new = []
+        for value in values:
+            shifted = shifter.shift(vr, value) if value else value
+            new.append("" if shifted is None else shifted)  # not a date: emptied
+        state.dates_shifted = True
+        self._set(dataset, tag, path, action, vr, before, new if len(new) > 1 else new[0], state)
+
+    def _remap_uids(
+        self,
+        dataset: Dataset,
+        tag: int,
+        path: list[Step],
+        vr: str,
+        before: Any,
+        state: FileState,
+        action: str,
+    ) -> None:
+        values = [str(v) for v in _values_of(before)]
+        if not values:
+            return
+        new = []
+        for value in values:
+            clean = value.strip().rstrip("\x00")
+            if UidRemapper.remappable(tag, clean):
+                mapped = self.uids.remap(clean, state.ctx)
+                state.uid_map[clean] = mapped
+                new.append(mapped)
+            else:
+                new.append(value)
+        if new != values:
+            self._set(
+                dataset, tag, path, action, vr, before, new if len(new) > 1 else new[0], state
+            )
+
+    def _propagate_uids(self, dataset: Dataset, path: list[Step], state: FileState) -> None:
+        """Every other UI element holding a UID the profile remapped gets the same new UID."""
+        for tag in list(dataset.keys()):
+            tag = int(tag)
+            raw = dataset.get_item(tag)
+            vr = self._vr(dataset, tag, raw)
+            if vr == "SQ":
+                elem = dataset[tag]
+                for index, item in enumerate(elem.value or []):
+                    self._propagate_uids(item, [*path, Step(tag, index, dataset)], state)
+                continue
+            if vr != "UI":
+                continue
+            elem = self._element(dataset, tag)
+            values = [str(v) for v in _values_of(elem.value)]
+            new = [state.uid_map.get(v.strip().rstrip("\x00"), v) for v in values]
+            if new != values:
+                self._set(
+                    dataset,
+                    tag,
+                    path,
+                    "uid-map",
+                    vr,
+                    elem.value,
+                    new if len(new) > 1 else new[0],
+                    state,
+                )
+
+    # -- extras ------------------------------------------------------------------------------------
+    def _patient_age(self, dataset: Dataset, state: FileState) -> None:
+        """PatientAge from the source birth and study dates (reference: date_delta, max 960)."""
+        birth, study = dataset.get("PatientBirthDate"), dataset.get("StudyDate")
+        if not birth or not study:
+            return
+        fmt = self.section.get("date-format") or "%Y%m%d"
+        try:
+            born = datetime.strptime(str(birth), fmt)
+            seen = datetime.strptime(str(study), fmt)
+        except ValueError:
+            return
+        if born > seen:
+            born, seen = seen, born
+        units = ["D", "M", "Y"]
+        wanted = self.section.get("patient-age-units")
+        if wanted in units:
+            units = units[units.index(wanted) :]
+        delta = relativedelta.relativedelta(seen, born)
+        value, unit = 0, "D"
+        for unit in units:
+            if unit == "D":
+                value = (seen - born).days
+            elif unit == "M":
+                value = 12 * delta.years + delta.months
+            else:
+                value = delta.years
+            if value < 960:
+                break
+        value = min(value, 960)
+        before = dataset.get(0x00101010)
+        self._set(
+            dataset,
+            0x00101010,
+            [],
+            "patient-age-from-birthdate",
+            "AS",
+            before.value if before is not None else None,
+            f"{value:03d}{unit}",
+            state,
+        )
+
+    def _insert_missing(self, dataset: Dataset, state: FileState) -> None:
+        """``replace-with`` on a missing top-level element inserts it (``replace-with-insert``)."""
+        for rule in self.rules:
+            action = rule.action
+            if action.action != "replace-with" or not action.inserts:
+                continue
+            if rule.order in state.matched_rules:
+                continue
+            selector = rule.selector
+            if isinstance(selector, TagSelector):
+                tag = selector.tag
+                if tag >> 16 == 2 or tag in dataset:
+                    continue
+                try:
+                    vr = dictionary_VR(tag)
+                except KeyError:
+                    continue
+                self._set(dataset, tag, [], "replace-with", vr, None, action.replacement, state)
+            elif isinstance(selector, PrivateSelector):
+                try:
+                    block = dataset.private_block(selector.group, selector.creator, create=True)
+                    vr = private_dictionary_VR(
+                        (selector.group << 16) | 0x1000 | selector.offset, selector.creator
+                    )
+                except (KeyError, ValueError):
+                    continue
+                block.add_new(selector.offset, vr, action.replacement)
+                self._record(
+                    block.get_tag(selector.offset),
+                    [],
+                    "replace-with",
+                    vr,
+                    None,
+                    action.replacement,
+                    state,
+                )
+
+    def _file_meta(self, dataset: Dataset, state: FileState) -> None:
+        meta = getattr(dataset, "file_meta", None)
+        if meta is None:
+            return
+        old = meta.get(0x00020003)
+        sop = dataset.get(0x00080018)
+        if old is not None and sop is not None and str(old.value) != str(sop.value):
+            before = str(old.value)
+            meta.MediaStorageSOPInstanceUID = sop.value
+            self._record(0x00020003, [], "uid-map", "UI", before, sop.value, state)
+        for tag in (0x00020016, 0x00020017, 0x00020018, 0x00020100, 0x00020102):
+            if tag in meta:
+                elem = meta[tag]
+                before = elem.value
+                del meta[tag]
+                self._record(tag, [], "remove", elem.VR, before, REMOVE, state)
+
+
+def iter_text_values(dataset: Dataset, prefix: str = "") -> Iterator[tuple[str, str]]:
+    """Every text value of a dataset, nested ones included, as (element path, text)."""
+    for elem in dataset:
+        where = f"{prefix}{elem.keyword or f'({elem.tag.group:04X},{elem.tag.element:04X})'}"
+        try:
+            value = elem.value
+        except Exception:  # noqa: S112 - an undecodable value has no text to scan
+            continue
+        if elem.VR == "SQ":
+            for index, item in enumerate(value or []):
+                yield from iter_text_values(item, f"{where}.{index}.")
+            continue
+        if value is None:
+            continue
+        if isinstance(value, bytes):
+            if elem.tag.group == 0x7FE0 or elem.VR in ("OW", "OF", "OD", "OL", "OV"):
+                continue
+            text = value.decode("latin-1", "replace")
+            if sum(ch.isprintable() for ch in text) >= 0.9 * len(text) and text.strip("\x00 "):
+                yield where, text
+            continue
+        if elem.VR in NUMERIC_VRS:
+            continue
+        for item in _values_of(value):
+            text = str(item)
+            if text:
+                yield where, text
+
+
+Resolver = Callable[[str], Any]

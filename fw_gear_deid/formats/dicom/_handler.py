@@ -1,0 +1,117 @@
+"""``DicomHandler``: the dicom profile section applied to one file, streamed (see ``_stream``)."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pathvalidate import sanitize_filename
+
+from fw_gear_deid.actions import ActionError, compile_field_action
+from fw_gear_deid.errors import MalformedFileError
+from fw_gear_deid.formats._base import DeidContext, DeidOutcome, FormatHandler, HandlerSet
+from fw_gear_deid.formats.dicom._engine import DicomEngine, iter_text_values
+from fw_gear_deid.formats.dicom._stream import SourceFile, read_source, write_output
+
+_OUTPUT_VAR = re.compile(r"\{([^}]+)\}")
+
+
+class DicomHandler(FormatHandler):
+    """De-identifies DICOM files with a validated ``dicom`` section (Flywheel grammar + preset)."""
+
+    section_name: ClassVar[str] = "dicom"
+    default_filters: ClassVar[tuple[str, ...]] = ("*.dcm", "*.DCM", "*.ima", "*.IMA")
+
+    def __init__(self, section: Mapping[str, Any], siblings: HandlerSet | None = None):
+        super().__init__(section, siblings)
+        self.engine = DicomEngine(section)
+
+    def matches_signature(self, head: bytes) -> bool:
+        return len(head) >= 132 and head[128:132] == b"DICM"
+
+    def describe(self) -> list[str]:
+        return self.engine.describe()
+
+    # -- work --------------------------------------------------------------------------------------
+    def deidentify(self, src: Path, dst: Path | None, ctx: DeidContext) -> DeidOutcome:
+        src = Path(src)
+        label = ctx.source_name or src.name
+        try:
+            source = read_source(src, name=label)
+            state = self.engine.run(source.dataset, source.trailing, ctx, preview=dst is None)
+            output_name = self.output_name(source, label, ctx)
+            if dst is not None:
+                write_output(Path(dst), source, source.dataset, source.trailing)
+        except MalformedFileError:
+            _discard(dst)
+            raise
+        except ActionError as error:
+            _discard(dst)
+            raise MalformedFileError(label, str(error)) from None
+        except Exception as error:
+            _discard(dst)
+            raise MalformedFileError(label, f"{type(error).__name__}: {error}") from None
+        return DeidOutcome(output_name, state.changes, state.sensitive)
+
+    def output_name(self, source: SourceFile, label: str, ctx: DeidContext) -> str:
+        """``filenames`` rules (first matching ``input-regex``), else ``<SOPInstanceUID>.<Modality>.dcm``.
+
+        Output variables read the de-identified values (the reference reads some before de-id)."""
+        dataset = source.dataset
+        base = Path(label).name
+        rules = self.section.get("filenames") or []
+        if not rules:
+            sop = dataset.get("SOPInstanceUID")
+            if not sop:
+                return _sanitize(base)
+            modality = str(dataset.get("Modality") or "NA").replace("/", "_")
+            return _sanitize(f"{sop}.{modality}.dcm")
+        for rule in rules:
+            values: dict[str, str] = {}
+            regex = rule.get("input-regex")
+            if regex:
+                match = re.match(regex, base)
+                if not match:
+                    continue
+                groups = {group["name"]: group for group in rule.get("groups", []) or []}
+                for name, captured in match.groupdict().items():
+                    entry = groups.get(name)
+                    if entry is not None and captured is not None:
+                        action = compile_field_action(entry, self.section, section_name="dicom")
+                        result = action.apply(captured, ctx, path=f"filename:{name}")
+                        values[name] = "" if result is None else str(result)
+                    else:
+                        values[name] = captured or ""
+            for var in _OUTPUT_VAR.findall(rule["output"]):
+                if var not in values:
+                    elem = dataset.get(var) if var.isidentifier() else None
+                    values[var] = "" if elem is None else str(elem)
+            name = _OUTPUT_VAR.sub(lambda m, v=values: v.get(m.group(1), ""), rule["output"])
+            return _sanitize(name)
+        raise MalformedFileError(label, "no filenames input-regex matches this file name")
+
+    def text_values(self, path: Path) -> Iterator[tuple[str, str]]:
+        source = read_source(Path(path))
+        meta = getattr(source.dataset, "file_meta", None)
+        if meta is not None:
+            yield from iter_text_values(meta)
+        yield from iter_text_values(source.dataset)
+        if source.trailing is not None:
+            yield from iter_text_values(source.trailing)
+
+
+def _sanitize(name: str) -> str:
+    name = name.replace("*", "star")  # reference: t2* -> t2star
+    return sanitize_filename(name, platform="universal") or "unnamed.dcm"
+
+
+def _discard(dst: Path | None) -> None:
+    if dst is not None:
+        with contextlib.suppress(FileNotFoundError):
+            Path(dst).unlink()
+
+
+__all__ = ["DicomHandler"]

@@ -1,0 +1,290 @@
+"""Header-only reading and raw pixel copying: a DICOM file is parsed up to its pixel data, the pixel
+data element is located by its length (or by walking its fragment items), and copied byte for byte
+after the edited header; elements after the pixel data (rare: trailing padding, a vendor group) are
+parsed and de-identified like the header. Pixel data is never decoded and never held in memory.
+
+Deflated files are the exception: the whole dataset is one zlib stream, so it is inflated, edited and
+re-deflated by pydicom in memory (such files are small in practice; documented in docs/dicom.md).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filebase import DicomFileLike
+from pydicom.filereader import read_dataset
+from pydicom.filewriter import write_dataset
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    MediaStorageDirectoryStorage,
+)
+
+from fw_gear_deid import __version__
+from fw_gear_deid.errors import MalformedFileError
+
+#: Implementation Class UID written in the file meta of every output (keyed on nothing: a constant
+#: under the 2.25 root identifying this software, not the source).
+IMPLEMENTATION_CLASS_UID = "2.25.186517463390137542226331632519914733210"
+IMPLEMENTATION_VERSION_NAME = f"FWGEARDEID_{__version__}"[:16]
+
+_CHUNK = 1 << 20
+_PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
+_LONG_VRS = frozenset({b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UC", b"UR", b"UT", b"UN"})
+_ITEM = 0xFFFEE000
+_SEQ_DELIMITER = 0xFFFEE0DD
+# Past this size a trailing region (after pixel data) is refused rather than read into memory.
+_MAX_TRAILING = 64 << 20
+
+
+class DicomdirRefusedError(MalformedFileError):
+    """A DICOMDIR is not de-identified: it indexes source paths and UIDs and must be regenerated
+    from the de-identified files."""
+
+
+@dataclass
+class SourceFile:
+    """A parsed source: header dataset (file meta attached), where the raw pixel bytes are, and the
+    dataset of any elements after them."""
+
+    path: Path
+    dataset: Dataset
+    transfer_syntax: str
+    implicit_vr: bool
+    little_endian: bool
+    had_file_meta: bool
+    pixel_start: int = 0
+    pixel_end: int = 0
+    trailing: Dataset | None = None
+    deflated: bool = False
+
+    @property
+    def has_raw_pixels(self) -> bool:
+        return self.pixel_end > self.pixel_start
+
+
+def _looks_like_dicom(head: bytes) -> bool:
+    """A Part 10 file (``DICM`` at 128) or a bare dataset starting with group 0002/0008 (either endian)."""
+    if len(head) >= 132 and head[128:132] == b"DICM":
+        return True
+    if len(head) < 8:
+        return False
+    group_le = struct.unpack("<H", head[:2])[0]
+    group_be = struct.unpack(">H", head[:2])[0]
+    return group_le in (0x0002, 0x0008) or group_be in (0x0002, 0x0008)
+
+
+def read_source(path: Path, *, name: str | None = None) -> SourceFile:
+    """Parse the header of ``path`` (never its pixel data) or raise MalformedFileError."""
+    label = name or path.name
+    size = os.path.getsize(path)
+    if size == 0:
+        raise MalformedFileError(label, "empty file")
+    with open(path, "rb") as handle:
+        head = handle.read(512)
+        if not _looks_like_dicom(head):
+            raise MalformedFileError(label, "not a DICOM file (no DICM marker, no DICOM header)")
+        handle.seek(0)
+        try:
+            dataset = pydicom.dcmread(handle, stop_before_pixels=True, force=True)
+            pixel_start = handle.tell()
+        except Exception as error:  # pydicom raises many types for broken input
+            raise MalformedFileError(label, f"unreadable DICOM header: {error}") from None
+        meta = getattr(dataset, "file_meta", None) or FileMetaDataset()
+        had_meta = "TransferSyntaxUID" in meta
+        if len(dataset) == 0:
+            raise MalformedFileError(label, "no data elements")
+        if (
+            meta.get("MediaStorageSOPClassUID") == MediaStorageDirectoryStorage
+            or "DirectoryRecordSequence" in dataset
+        ):
+            raise DicomdirRefusedError(
+                label,
+                "DICOMDIR is not de-identified: it indexes source file paths and UIDs; "
+                "regenerate it from the de-identified files",
+            )
+        implicit, little = dataset.original_encoding
+        if implicit is None:
+            raise MalformedFileError(label, "cannot determine the transfer syntax")
+        syntax = str(meta.get("TransferSyntaxUID", "")) if had_meta else ""
+        if not syntax:
+            syntax = (
+                ImplicitVRLittleEndian
+                if implicit
+                else (ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
+            )
+        source = SourceFile(path, dataset, syntax, implicit, little, had_meta)
+        if syntax == DeflatedExplicitVRLittleEndian:
+            return _read_deflated(path, label, source)
+        if pixel_start < size:
+            _locate_pixels(handle, label, source, pixel_start, size)
+        _check_values_readable(dataset, label)
+    return source
+
+
+def _check_values_readable(dataset: Dataset, label: str) -> None:
+    """Touch every element once so a truncated or corrupt header fails here, not mid-write."""
+    try:
+        for elem in dataset.iterall():
+            _ = elem.value
+    except Exception as error:
+        raise MalformedFileError(label, f"corrupt data element: {error}") from None
+
+
+def _read_deflated(path: Path, label: str, source: SourceFile) -> SourceFile:
+    try:
+        source.dataset = pydicom.dcmread(path, force=True)
+        _ = source.dataset.get("PixelData")
+    except Exception as error:
+        raise MalformedFileError(label, f"unreadable deflated DICOM: {error}") from None
+    source.deflated = True
+    _check_values_readable(source.dataset, label)
+    return source
+
+
+def _locate_pixels(handle: BinaryIO, label: str, source: SourceFile, start: int, size: int) -> None:
+    """Find where the pixel data element at ``start`` ends; parse whatever follows it."""
+    endian = "<" if source.little_endian else ">"
+    handle.seek(start)
+    header = handle.read(12)
+    if len(header) < 8:
+        raise MalformedFileError(label, "truncated before the pixel data element")
+    group, element = struct.unpack(endian + "HH", header[:4])
+    tag = group << 16 | element
+    if tag not in _PIXEL_TAGS:
+        raise MalformedFileError(
+            label, f"unexpected element ({group:04X},{element:04X}) at {start}"
+        )
+    if source.implicit_vr:
+        length = struct.unpack(endian + "L", header[4:8])[0]
+        value_start = start + 8
+    elif header[4:6] in _LONG_VRS:
+        if len(header) < 12:
+            raise MalformedFileError(label, "truncated pixel data element header")
+        length = struct.unpack(endian + "L", header[8:12])[0]
+        value_start = start + 12
+    else:
+        length = struct.unpack(endian + "H", header[6:8])[0]
+        value_start = start + 8
+    if length == 0xFFFFFFFF:
+        end = _skip_fragments(handle, label, value_start, size, endian)
+    else:
+        end = value_start + length
+        if end > size:
+            raise MalformedFileError(
+                label, f"pixel data is truncated ({size - value_start} of {length} bytes)"
+            )
+    source.pixel_start, source.pixel_end = start, end
+    if end < size:
+        if size - end > _MAX_TRAILING:
+            raise MalformedFileError(label, "more than 64 MiB of data after the pixel data")
+        handle.seek(end)
+        rest = handle.read()
+        try:
+            source.trailing = read_dataset(
+                io.BytesIO(rest), source.implicit_vr, source.little_endian
+            )
+            _check_values_readable(source.trailing, label)
+        except MalformedFileError:
+            raise
+        except Exception as error:
+            raise MalformedFileError(
+                label, f"unreadable data after the pixel data: {error}"
+            ) from None
+
+
+def _skip_fragments(handle: BinaryIO, label: str, position: int, size: int, endian: str) -> int:
+    """End offset of an encapsulated pixel data value: walk item headers up to the delimiter."""
+    while True:
+        handle.seek(position)
+        header = handle.read(8)
+        if len(header) < 8:
+            raise MalformedFileError(label, "encapsulated pixel data has no sequence delimiter")
+        group, element, length = struct.unpack(endian + "HHL", header)
+        tag = group << 16 | element
+        if tag == _SEQ_DELIMITER:
+            return position + 8
+        if tag != _ITEM or length == 0xFFFFFFFF:
+            raise MalformedFileError(
+                label, f"bad item ({group:04X},{element:04X}) in encapsulated pixel data"
+            )
+        position += 8 + length
+        if position > size:
+            raise MalformedFileError(label, "encapsulated pixel data is truncated")
+
+
+def build_file_meta(source: SourceFile, dataset: Dataset) -> FileMetaDataset:
+    """The output's file meta: the source's (already de-identified) plus the required elements, with
+    MediaStorageSOPInstanceUID = SOPInstanceUID and this software's implementation identity."""
+    meta = FileMetaDataset()
+    old = getattr(dataset, "file_meta", None)
+    if old is not None:
+        for elem in old:
+            if elem.tag.element != 0:  # group length is recomputed on write
+                meta.add(elem)
+    meta.TransferSyntaxUID = source.transfer_syntax
+    if dataset.get("SOPClassUID"):
+        meta.MediaStorageSOPClassUID = dataset.SOPClassUID
+    if dataset.get("SOPInstanceUID"):
+        meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
+    if not meta.get("MediaStorageSOPClassUID"):
+        meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"  # SC: a class is required
+    if not meta.get("MediaStorageSOPInstanceUID"):
+        meta.MediaStorageSOPInstanceUID = "2.25.0"
+    meta.FileMetaInformationVersion = b"\x00\x01"
+    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+    # Source/sending AE titles name the sender's devices: not carried over.
+    for keyword in (
+        "SourceApplicationEntityTitle",
+        "SendingApplicationEntityTitle",
+        "ReceivingApplicationEntityTitle",
+        "PrivateInformationCreatorUID",
+        "PrivateInformation",
+    ):
+        if keyword in meta:
+            delattr(meta, keyword)
+    return meta
+
+
+def write_output(dst: Path, source: SourceFile, dataset: Dataset, trailing: Dataset | None) -> None:
+    """Write the edited header, the raw pixel bytes and the edited trailing elements to ``dst``."""
+    dataset.file_meta = build_file_meta(source, dataset)
+    dataset.preamble = (
+        b"\x00" * 128
+    )  # the source preamble may hold anything (TIFF/DICOM dual files)
+    with open(dst, "wb") as out:
+        pydicom.dcmwrite(
+            out,
+            dataset,
+            enforce_file_format=True,
+            implicit_vr=source.implicit_vr,
+            little_endian=source.little_endian,
+        )
+        if source.deflated:
+            return
+        if source.has_raw_pixels:
+            with open(source.path, "rb") as src:
+                src.seek(source.pixel_start)
+                remaining = source.pixel_end - source.pixel_start
+                while remaining:
+                    chunk = src.read(min(_CHUNK, remaining))
+                    if not chunk:
+                        raise OSError("source shrank while copying pixel data")
+                    out.write(chunk)
+                    remaining -= len(chunk)
+        if trailing is not None and len(trailing):
+            buffer = DicomFileLike(out)
+            buffer.is_implicit_VR = source.implicit_vr
+            buffer.is_little_endian = source.little_endian
+            charset = dataset.get("SpecificCharacterSet", "iso8859")
+            write_dataset(buffer, trailing, parent_encoding=charset)
