@@ -95,7 +95,7 @@ def dicom_elements(path: Path) -> Iterator[DicomText]:
     # pydicom raises many types on hostile input (NotImplementedError for an unknown VR, KeyError,
     # struct.error...): all of them mean "cannot be scanned", which the gate turns into a block
     try:
-        dataset = dcmread(path, defer_size="1 MB")
+        dataset = dcmread(path, defer_size="1 MB", force=True)
     except Exception as error:
         raise MalformedFileError(
             path.name, f"not readable as DICOM ({type(error).__name__})"
@@ -122,7 +122,7 @@ def pixel_data_range(path: Path) -> tuple[int, int] | None:
     """Byte range of the top-level pixel data value (to the end of the file for encapsulated data),
     or None; read without loading the pixels."""
     try:
-        dataset = dcmread(path, defer_size=1024)
+        dataset = dcmread(path, defer_size=1024, force=True)
         for tag in (0x7FE00010, 0x7FE00008, 0x7FE00009):
             raw = dataset.get_item(tag, keep_deferred=True)
             if raw is not None and getattr(raw, "value_tell", None) is not None:
