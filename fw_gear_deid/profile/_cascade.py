@@ -73,12 +73,12 @@ def resolve_cascade(
     group: ProfileSource | None,
     site: ProfileSource | None,
     *,
-    explicit_fallback: bool = False,
+    explicit_fallback: bool = True,
 ) -> CascadeResult:
     """The profile to use and its level, the explicit opt-out, or a rejection with every level's
-    errors. An invalid project/group/site profile is skipped. An invalid *explicit* profile
-    rejects the job unless ``explicit_fallback``: the operator asked for that profile, and
-    silently using another one would de-identify differently from what was asked.
+    errors. Every invalid level is skipped with its errors kept, the explicit one included (the
+    product rule: explicit wins, then project, group, site). ``explicit_fallback=False`` makes an
+    invalid explicit profile reject the job instead, for callers that must not fall through.
     """
     order = (
         ("explicit", explicit),

@@ -43,7 +43,7 @@ TABLE = [
     (("absent", "absent", "absent", "blank"), ("opt-out", "site")),
     (("blank", "valid", "valid", "valid"), ("opt-out", "explicit")),
     (("valid", "blank", "invalid", "absent"), ("use", "explicit")),
-    (("invalid", "valid", "valid", "valid"), ("reject", None)),
+    (("invalid", "valid", "valid", "valid"), ("use", "project")),
     (("invalid", "absent", "absent", "absent"), ("reject", None)),
     (("absent", "valid", "invalid", "blank"), ("use", "project")),
 ]
@@ -63,10 +63,8 @@ def test_cascade_table(kinds, expected):
 
 
 def _oracle(kinds: tuple[str, ...]) -> tuple[str, str | None]:
-    """The rule in words: explicit first (an invalid explicit profile rejects), then the
-    first valid or blank level of project, group, site; nothing usable rejects."""
-    if kinds[0] == "invalid":
-        return ("reject", None)
+    """The rule in words: the first valid or blank level of explicit, project, group, site;
+    invalid levels are skipped; nothing usable rejects."""
     for level, kind in zip(LEVELS, kinds, strict=True):
         if kind == "valid":
             return ("use", level)
@@ -122,14 +120,20 @@ def test_opt_out_explains_which_level_opted_out():
     assert result.states["site"] == "not reached"
 
 
-def test_invalid_explicit_profile_can_fall_through_when_asked():
+def test_invalid_explicit_profile_is_skipped_with_its_errors_kept():
+    result = _resolve("invalid", "valid", "absent", "absent")
+    assert result.level == "project"
+    assert "explicit" in result.issues_by_level
+
+
+def test_invalid_explicit_profile_rejects_when_fallback_is_off():
     sources = [
         _source(level, kind)
         for level, kind in zip(LEVELS, ("invalid", "valid", "absent", "absent"), strict=True)
     ]
-    result = resolve_cascade(*sources, explicit_fallback=True)
-    assert result.level == "project"
-    assert "explicit" in result.issues_by_level
+    result = resolve_cascade(*sources, explicit_fallback=False)
+    assert result.rejected
+    assert result.states["project"] == "not reached"
 
 
 def test_flywheel_settings_dicts_and_empty_settings():
