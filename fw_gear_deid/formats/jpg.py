@@ -22,7 +22,7 @@ from pathlib import Path
 
 from fw_gear_deid.errors import MalformedFileError
 from fw_gear_deid.formats._base import DeidContext, DeidOutcome
-from fw_gear_deid.formats._common import REMOVED, Recorder, RuleHandler
+from fw_gear_deid.formats._common import REMOVED, Recorder, RuleHandler, sensitive_kind
 from fw_gear_deid.formats._exif import (
     GPS_POINTER,
     MAKER_NOTE,
@@ -182,6 +182,50 @@ def iptc_values(payload: bytes) -> Iterator[tuple[str, str]]:
             i += 5 + length
 
 
+def xmp_values(payload: bytes) -> Iterator[tuple[str, str]]:
+    """Every text and attribute value of an XMP packet (``XMP.dc:creator/rdf:Seq/rdf:li``...).
+
+    Parsed with entities, DTDs and network off; a packet that does not parse (extended XMP chunks,
+    broken packets) yields its printable text whole, so nothing in it escapes the residual scan.
+    """
+    from lxml import etree
+
+    header = XMP_HEADER if payload.startswith(XMP_HEADER) else XMP_EXT_HEADER
+    body = payload[len(header) :]
+    parser = etree.XMLParser(
+        resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, recover=False
+    )
+    try:
+        root = etree.fromstring(body.strip(b"\x00 \r\n\t"), parser)
+    except (etree.XMLSyntaxError, ValueError):
+        yield "XMP", body.decode("utf-8", "replace")
+        return
+    tree = root.getroottree()
+    for element in root.iter():
+        if not isinstance(element.tag, str):
+            continue
+        where = "XMP." + _qname(element, tree)
+        if element.text and element.text.strip():
+            yield where, element.text
+        for name, value in element.attrib.items():
+            if value.strip():
+                yield f"{where}/@{etree.QName(name).localname}", value
+
+
+def _qname(element, tree) -> str:
+    """``prefix:local`` path of an element, short enough for a report line."""
+    from lxml import etree
+
+    parts = []
+    node = element
+    while node is not None and len(parts) < 4:
+        qname = etree.QName(node)
+        prefix = node.prefix + ":" if node.prefix else ""
+        parts.append(prefix + qname.localname)
+        node = node.getparent()
+    return "/".join(reversed(parts))
+
+
 class JpgHandler(RuleHandler):
     section_name = "jpg"
     default_filters = ("*.jpg", "*.jpeg", "*.JPG", "*.JPEG", "*.Jpg", "*.Jpeg", "*.jpe", "*.JPE")
@@ -270,14 +314,11 @@ class JpgHandler(RuleHandler):
             for path, text in iptc_values(segment.payload):
                 rec.change(path, "remove", text, None)
         else:
-            header = XMP_HEADER if segment.payload.startswith(XMP_HEADER) else XMP_EXT_HEADER
-            rec.change(
-                name,
-                "remove",
-                segment.payload[len(header) :].decode("utf-8", "replace"),
-                None,
-                kind="text",
-            )
+            values = list(xmp_values(segment.payload))
+            packet = "\n".join(f"{path}: {text}" for path, text in values)
+            rec.change("XMP", "remove", packet, None, sensitive=False)
+            for path, text in values:
+                rec.sensitive(sensitive_kind("remove", path, text), text, path)
 
     def _comment(
         self, segment: Segment, ctx: DeidContext, rec: Recorder, source: str
@@ -415,7 +456,7 @@ class JpgHandler(RuleHandler):
             elif kind == "com":
                 yield "COM", segment.payload.decode("utf-8", "replace")
             elif kind == "xmp":
-                yield "XMP", segment.payload.decode("utf-8", "replace")
+                yield from xmp_values(segment.payload)
             elif kind == "iptc":
                 yield from iptc_values(segment.payload)
             elif kind == "app":

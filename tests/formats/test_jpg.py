@@ -83,6 +83,11 @@ def test_xmp_iptc_com_makernote_and_vendor_segments_are_removed_by_default(tmp_p
     for marker in ("XMP", "IPTC", "Cornelius", MAKER, "Ducky"):
         assert marker not in dump
     assert {"XMP", "COM", "EXIF.IFD0.Exif.MakerNote"} <= {c.path for c in outcome.changes}
+    kinds = {s.value: s.kind for s in outcome.sensitive}
+    assert (
+        kinds["Johanna Xmpname"] == "name"
+    )  # each XMP value, not the packet, for the residual scan
+    assert kinds["Ivana Iptcname"] == "name"
 
 
 def test_xmp_iptc_com_and_makernote_survive_when_a_rule_keeps_them(tmp_path, ctx):
