@@ -1,0 +1,674 @@
+"""Side-by-side benchmark: our engine vs a bare pydicom loop, flywheel-migration, dcmanon and ``cp``.
+
+Every contestant runs in its own process (peers in their own virtual environments under
+``bench/.envs/``); runs are interleaved (each repeat visits every contestant, starting one further
+along each time) after one untimed warm-up, and the table reports medians. Peak RSS is the largest
+single process of the contestant's tree (GNU time's ``%M``, i.e. ``ru_maxrss`` from ``wait4``), plus
+a sampled sum over the process tree (what ``--jobs N`` really costs). Results go to
+``bench/results/`` (Markdown + JSON).
+
+Usage (from the repository root)::
+
+    .venv/bin/python bench/run.py --setup                 # create the peers' venvs, install pyinstrument
+    .venv/bin/python bench/run.py --files 300 --large-size 2M,200M,2G --repeats 5
+    .venv/bin/python bench/run.py --quick                 # 50 small files, 20 MB large file, 2 repeats
+    .venv/bin/python bench/run.py --hot-profile           # pyinstrument over our per-file loop
+
+See bench/README.md for what each row means and the latest results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(0, str(BENCH))
+
+import corpus  # noqa: E402  (bench/ is a folder of scripts, not a package)
+
+ENVS = BENCH / ".envs"
+RESULTS = BENCH / "results"
+WORKER = BENCH / "worker.py"
+PROFILES = BENCH / "profiles"
+OUR_PROFILE = PROFILES / "ps315-basic.yaml"
+FWM_PROFILE = PROFILES / "flywheel-migration.yaml"
+SECRET = "bench-secret-not-for-production"
+
+#: Peers and their exact versions: each gets its own venv under bench/.envs/<name>.
+PEER_REQUIREMENTS = {
+    "flywheel-migration": ["flywheel-migration==13.10.11"],
+    "dcmanon": ["dcmanon==0.3.1"],
+}
+#: The DICOM helper's reference venv (flywheel-migration for differential tests), reused if present.
+REFERENCE_VENV = ROOT / ".venv-reference"
+
+
+# -- environments ----------------------------------------------------------------------------------------
+
+
+def our_python() -> Path:
+    return ROOT / ".venv" / "bin" / "python"
+
+
+def venv_python(name: str) -> Path:
+    if name == "flywheel-migration" and _imports(
+        REFERENCE_VENV / "bin" / "python", "flywheel_migration"
+    ):
+        return REFERENCE_VENV / "bin" / "python"
+    return ENVS / name / "bin" / "python"
+
+
+def _imports(python: Path, module: str) -> bool:
+    if not python.exists():
+        return False
+    probe = subprocess.run(
+        [str(python), "-c", f"import {module}"], capture_output=True, check=False, timeout=120
+    )
+    return probe.returncode == 0
+
+
+def setup_envs() -> None:
+    """Create the peers' venvs (pinned) and install bench/requirements.txt into the project venv."""
+    for name, requirements in PEER_REQUIREMENTS.items():
+        python = venv_python(name)
+        module = name.replace("-", "_")
+        if _imports(python, module):
+            print(f"setup: {name}: ready ({python.parent.parent})")
+            continue
+        env = ENVS / name
+        print(f"setup: {name}: creating {env}")
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(env)], check=True)
+        subprocess.run(
+            [str(env / "bin" / "python"), "-m", "pip", "install", "--quiet", *requirements],
+            check=True,
+        )
+    if not _imports(our_python(), "pyinstrument"):
+        print("setup: installing bench/requirements.txt into .venv")
+        subprocess.run(
+            [
+                str(our_python()),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "-r",
+                str(BENCH / "requirements.txt"),
+            ],
+            check=True,
+        )
+
+
+def engine_status() -> str | None:
+    """None when our DICOM handler and export pipeline import, else why not."""
+    probe = subprocess.run(
+        [
+            str(our_python()),
+            "-c",
+            "from fw_gear_deid.formats import handler_class; handler_class('dicom');"
+            "from fw_gear_deid.export import run_export",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    if probe.returncode == 0:
+        return None
+    return (probe.stderr.strip().splitlines() or ["import failed"])[-1]
+
+
+# -- contestants -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Contestant:
+    """One row of the table: a command run on one corpus."""
+
+    key: str
+    label: str
+    corpus: str  # "small" or "large-<size>"
+    kind: str  # "worker" (reports its own loop time), "deid" (wall minus 1-file probe), "wall"
+    argv_template: list[str]
+    #: The 1-file probe command for "deid" rows (startup + pool spawn + report), else None.
+    probe: bool = False
+    env: dict[str, str] = field(default_factory=dict)
+    unavailable: str | None = None
+
+    def argv(self, src: Path, dst: Path) -> list[str]:
+        return [
+            part.format(src=src, dst=dst, report=dst.parent / f"{dst.name}.report")
+            for part in self.argv_template
+        ]
+
+
+def worker_argv(python: Path, tool: str, profile: Path | None = None, jobs: int = 1) -> list[str]:
+    argv = [str(python), str(WORKER), tool, "--src", "{src}", "--dst", "{dst}"]
+    if profile is not None:
+        argv += ["--profile", str(profile)]
+    if jobs > 1:
+        argv += ["--jobs", str(jobs)]
+    return argv
+
+
+def deid_argv(jobs: int) -> list[str]:
+    deid = ROOT / ".venv" / "bin" / "deid"
+    return [
+        str(deid), "run", "{src}", "{dst}", "--profile", str(OUR_PROFILE), "--jobs", str(jobs),
+        "--no-progress", "--report-dir", "{report}",
+    ]  # fmt: skip
+
+
+def build_contestants(args: argparse.Namespace, corpora: list[str]) -> list[Contestant]:
+    env = {"DEID_SECRET": SECRET}
+    ours = our_python()
+    engine = engine_status()
+    fwm, dcmanon = venv_python("flywheel-migration"), venv_python("dcmanon")
+    rows: list[Contestant] = []
+    for name in corpora:
+        small = name == "small"
+        rows.append(
+            Contestant(f"ours-1@{name}", "ours, 1 worker (handler loop)", name, "worker",
+                       worker_argv(ours, "ours", OUR_PROFILE), env=env, unavailable=engine)
+        )  # fmt: skip
+        if small:
+            rows.append(
+                Contestant(f"ours-pool{args.jobs}@{name}", f"ours, {args.jobs} workers (handler pool)",
+                           name, "worker", worker_argv(ours, "ours", OUR_PROFILE, args.jobs), env=env,
+                           unavailable=engine)
+            )  # fmt: skip
+        for jobs in (1, args.jobs) if small else (1,):
+            rows.append(
+                Contestant(f"deid-j{jobs}@{name}", f"`deid run --jobs {jobs}`", name, "deid",
+                           deid_argv(jobs), probe=True, env=env, unavailable=engine)
+            )  # fmt: skip
+        rows.append(
+            Contestant(f"pydicom@{name}", "bare pydicom dcmread+dcmwrite", name, "worker",
+                       worker_argv(ours, "pydicom"))
+        )  # fmt: skip
+        if small or args.large_peers:
+            rows.append(
+                Contestant(f"fwm@{name}", "flywheel-migration 13.10.11", name, "worker",
+                           worker_argv(fwm, "flywheel-migration", FWM_PROFILE),
+                           unavailable=None if fwm.exists() else "venv missing: run --setup")
+            )  # fmt: skip
+        rows.append(
+            Contestant(f"dcmanon@{name}", "dcmanon 0.3.1 (Rust)", name, "worker",
+                       worker_argv(dcmanon, "dcmanon"),
+                       unavailable=None if dcmanon.exists() else "venv missing: run --setup")
+        )  # fmt: skip
+        rows.append(
+            Contestant(f"cp@{name}", "`cp -r`", name, "wall", ["cp", "-r", "{src}", "{dst}"])
+        )
+    if args.only:
+        wanted = set(args.only.split(","))
+        rows = [row for row in rows if row.key.split("@")[0] in wanted or row.key in wanted]
+    return rows
+
+
+# -- running one process ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Sample:
+    wall_s: float
+    maxrss_mb: float
+    tree_rss_mb: float
+    returncode: int
+    report: dict | None
+    stderr_tail: str
+
+
+def _tree_rss(pid: int, skip_root: bool = False) -> int:
+    """Summed RSS of ``pid`` and its descendants (without ``pid`` itself when it is GNU time)."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = root.children(recursive=True) + ([] if skip_root else [root])
+    except psutil.Error:
+        return 0
+    total = 0
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            total += proc.memory_info().rss
+    return total
+
+
+#: GNU time: its ``%M`` is the peak RSS of the command measured from a small parent. ``wait4`` on a
+#: child of this (pydicom-importing) Python would also count the parent's image the child had
+#: between ``fork`` and ``exec`` (Linux keeps that high-water mark across ``exec``).
+GNU_TIME = Path("/usr/bin/time")
+
+
+def run_process(argv: list[str], env: dict[str, str], scratch: Path, timeout: float) -> Sample:
+    """Run ``argv``: wall time, peak RSS (GNU time's ``%M``, else ``wait4``), sampled tree RSS."""
+    out_path, err_path, rss_path = (scratch / n for n in ("stdout.txt", "stderr.txt", "rss.txt"))
+    rss_path.unlink(missing_ok=True)
+    if GNU_TIME.exists():
+        argv = [str(GNU_TIME), "-q", "-o", str(rss_path), "-f", "%M", *argv]
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, env={**os.environ, **env}, cwd=ROOT)
+        peak = [0]
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.wait(0.02):
+                peak[0] = max(peak[0], _tree_rss(proc.pid, skip_root=GNU_TIME.exists()))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        deadline = start + timeout
+        while True:
+            pid, status, rusage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                proc.kill()
+            time.sleep(0.002)
+        wall = time.perf_counter() - start
+        done.set()
+        sampler.join()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    maxrss_kb = rusage.ru_maxrss  # KiB on Linux
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        maxrss_kb = int(rss_path.read_text().split()[-1])
+    report = None
+    for line in reversed(out_path.read_text(errors="replace").splitlines()):
+        if line.startswith("{"):
+            try:
+                report = json.loads(line)
+            except ValueError:
+                report = None
+            break
+    stderr_tail = "\n".join(err_path.read_text(errors="replace").splitlines()[-5:])
+    return Sample(
+        wall_s=wall,
+        maxrss_mb=maxrss_kb / 1024,
+        tree_rss_mb=peak[0] / 2**20,
+        returncode=proc.returncode,
+        report=report,
+        stderr_tail=stderr_tail,
+    )
+
+
+# -- the run ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Corpus:
+    name: str
+    path: Path
+    files: int
+    bytes: int
+    probe: Path  # a project holding 1 small file: the fixed cost of a "deid" row
+
+
+def prepare_corpora(args: argparse.Namespace) -> list[Corpus]:
+    data = args.data
+    out: list[Corpus] = []
+
+    # The probe: one small file in the same layout. `deid run` on it costs what any run costs on
+    # top of its files (interpreter, imports, profile, pool start, report, residual-check setup).
+    probe = data / "probe"
+    target = probe / "sub-P01" / "ses-01" / "acq-01" / "probe.dcm"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        ds = corpus.pydicom.dcmread(corpus.template_path("CT_small.dcm"))
+        place = corpus.Placement(
+            corpus.make_identity(corpus.random.Random(0), 0),
+            "ses-01",
+            "acq-01",
+            "1.2.3.1",
+            "1.2.3.2",
+            "1.2.3.3",
+            "20200101",
+            "ACC1",
+        )
+        corpus.plant_phi(ds, place, "1.2.3.4", corpus.random.Random(0))
+        corpus.write_dataset(ds, target)
+
+    def add(name: str, path: Path) -> None:
+        files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+        out.append(Corpus(name, path, len(files), sum(p.stat().st_size for p in files), probe))
+
+    if args.files:
+        small = data / "small"
+        if not corpus.small_is_cached(small, args.files, args.seed):
+            print(f"corpus: generating {args.files} small files ...", flush=True)
+            corpus.generate_small(small, args.files, args.seed)
+        add("small", small)
+    for size in corpus.parse_sizes(args.large_size):
+        print(
+            f"corpus: large file {corpus.format_size(size)} (cached if unchanged) ...", flush=True
+        )
+        path = corpus.generate_large(data, size, args.seed)
+        add(f"large-{corpus.format_size(size)}", path.parents[3])
+    return out
+
+
+def run_all(args: argparse.Namespace, corpora: list[Corpus], rows: list[Contestant]) -> dict:
+    scratch = args.data / "out"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    by_name = {c.name: c for c in corpora}
+    samples: dict[str, list[dict]] = {row.key: [] for row in rows}
+    probes: dict[str, list[float]] = {row.key: [] for row in rows if row.probe}
+    live = [row for row in rows if not row.unavailable]
+    total = (args.warmup + args.repeats) * len(live)
+    done = 0
+    for rep in range(-args.warmup, args.repeats):
+        shift = rep % len(live) if live else 0
+        order = live[shift:] + live[:shift]
+        for row in order:
+            done += 1
+            corpus_ = by_name[row.corpus]
+            tag = "warm-up" if rep < 0 else f"repeat {rep + 1}/{args.repeats}"
+            print(f"[{done}/{total}] {tag}: {row.key}", flush=True)
+            for probe_run in (False, True) if row.probe else (False,):
+                src = corpus_.probe if probe_run else corpus_.path
+                dst = scratch / (row.key.replace("@", "_") + ("_probe" if probe_run else ""))
+                shutil.rmtree(dst, ignore_errors=True)
+                shutil.rmtree(dst.parent / f"{dst.name}.report", ignore_errors=True)
+                if row.kind == "worker" or row.kind == "deid":
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                sample = run_process(row.argv(src, dst), row.env, scratch, args.timeout)
+                files_out = sum(
+                    1 for p in dst.rglob("*") if p.is_file() and not p.name.startswith(".")
+                )
+                shutil.rmtree(dst, ignore_errors=True)
+                shutil.rmtree(dst.parent / f"{dst.name}.report", ignore_errors=True)
+                if sample.returncode != 0 and not (row.kind == "deid" and sample.returncode == 1):
+                    print(f"    exit {sample.returncode}: {sample.stderr_tail}", flush=True)
+                if rep < 0:
+                    continue
+                if probe_run:
+                    probes[row.key].append(sample.wall_s)
+                else:
+                    record = asdict(sample)
+                    record["files_out"] = files_out
+                    samples[row.key].append(record)
+    return {"samples": samples, "probes": probes}
+
+
+def summarise(rows: list[Contestant], corpora: list[Corpus], raw: dict, jobs: int) -> list[dict]:
+    by_name = {c.name: c for c in corpora}
+    table = []
+    for row in rows:
+        c = by_name[row.corpus]
+        entry: dict = {"key": row.key, "label": row.label, "corpus": row.corpus, "kind": row.kind}
+        runs = raw["samples"].get(row.key, [])
+        if row.unavailable or not runs:
+            entry["unavailable"] = row.unavailable or "no successful run"
+            table.append(entry)
+            continue
+        med = statistics.median
+        entry["runs"] = len(runs)
+        entry["wall_s"] = med(r["wall_s"] for r in runs)
+        entry["maxrss_mb"] = med(r["maxrss_mb"] for r in runs)
+        entry["tree_rss_mb"] = med(r["tree_rss_mb"] for r in runs)
+        entry["files_out"] = med(r["files_out"] for r in runs)
+        entry["exit_codes"] = sorted({r["returncode"] for r in runs})
+        files, size = c.files, c.bytes
+        if row.kind == "worker":
+            reports = [r["report"] for r in runs if r["report"] and "work_s" in r["report"]]
+            if not reports:
+                entry["unavailable"] = (
+                    next((r["report"].get("unavailable") for r in runs if r["report"]), None)
+                    or (runs[0]["stderr_tail"].splitlines() or ["no report"])[-1]
+                )
+                table.append(entry)
+                continue
+            entry["work_s"] = med(r["work_s"] for r in reports)
+            entry["setup_s"] = med(r["setup_s"] for r in reports)
+            entry["failed"] = max(r["failed"] for r in reports)
+            entry["errors"] = reports[-1]["errors"]
+        elif row.kind == "deid":
+            # Net of the fixed cost: wall minus the same command on the 1-file probe (whose one
+            # file is counted off the small corpus; against a large file it is noise).
+            probe = med(raw["probes"][row.key]) if raw["probes"].get(row.key) else 0.0
+            entry["probe_wall_s"] = probe
+            entry["work_s"] = max(entry["wall_s"] - probe, 1e-9)
+            if c.name == "small":
+                files, size = files - 1, size - _first_size(c)
+            entry["failed"] = max(0, c.files - entry["files_out"])
+        else:
+            entry["work_s"] = entry["wall_s"]
+            entry["failed"] = 0
+        entry["files_per_s"] = files / entry["work_s"] if files else None
+        entry["mb_per_s"] = size / 1e6 / entry["work_s"]
+        entry["ms_per_file"] = 1000 * entry["work_s"] / files if files else None
+        table.append(entry)
+    # Ratios: our 1-worker handler loop on the same corpus against every row.
+    for corpus_name in {row["corpus"] for row in table}:
+        ours = next(
+            (r for r in table if r["key"] == f"ours-1@{corpus_name}" and "work_s" in r), None
+        )
+        for r in table:
+            if r["corpus"] == corpus_name and ours and "work_s" in r and r["key"] != ours["key"]:
+                r["ours_speedup"] = _rate(ours) / _rate(r) if _rate(r) else None
+    return table
+
+
+def _first_size(c: Corpus) -> int:
+    return sum(p.stat().st_size for p in c.probe.rglob("*") if p.is_file())
+
+
+def _rate(row: dict) -> float:
+    """Throughput in MB/s for large files, files/s for the small corpus."""
+    if row["corpus"] == "small":
+        return row.get("files_per_s") or 0.0
+    return row.get("mb_per_s") or 0.0
+
+
+def targets(table: list[dict], jobs: int) -> list[dict]:
+    def get(key: str) -> dict | None:
+        return next((r for r in table if r["key"] == key and "work_s" in r), None)
+
+    out = []
+
+    def check(name: str, value: float | None, goal: str, ok: bool | None) -> None:
+        out.append({"target": name, "value": value, "goal": goal, "met": ok})
+
+    ours, fwm, pyd, dcm = (get(f"{k}@small") for k in ("ours-1", "fwm", "pydicom", "dcmanon"))
+    if ours and fwm:
+        ratio = _rate(ours) / _rate(fwm)
+        check("ours vs flywheel-migration (small, files/s)", ratio, ">= 10x", ratio >= 10)
+    if ours and pyd:
+        ratio = _rate(ours) / _rate(pyd)
+        check("ours 1 worker vs bare pydicom read+write (small)", ratio, ">= 1.0x", ratio >= 1.0)
+    for a, b, label in (
+        (f"deid-j{jobs}@small", "deid-j1@small", f"`deid run --jobs {jobs}` vs `--jobs 1`"),
+        (f"ours-pool{jobs}@small", "ours-1@small", f"handler pool {jobs} vs 1 worker"),
+    ):
+        ra, rb = get(a), get(b)
+        if ra and rb:
+            ratio = _rate(ra) / _rate(rb)
+            check(label + " (small)", ratio, ">= 1.8x", ratio >= 1.8)
+    if ours and dcm:
+        ratio = _rate(ours) / _rate(dcm)
+        check("ours vs dcmanon (small; on the way to 1.0)", ratio, "-> 1.0x", ratio >= 1.0)
+    for row in table:
+        if row["key"].startswith("ours-1@large") and "work_s" in row:
+            cp = get(f"cp@{row['corpus']}")
+            if cp:
+                ratio = row["mb_per_s"] / cp["mb_per_s"]
+                check(f"ours vs cp throughput ({row['corpus']})", ratio, ">= 0.5", ratio >= 0.5)
+            check(
+                f"ours peak RSS MB ({row['corpus']})",
+                row["maxrss_mb"],
+                "< 150 MB",
+                row["maxrss_mb"] < 150,
+            )
+    return out
+
+
+# -- output ----------------------------------------------------------------------------------------------
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def markdown(meta: dict, table: list[dict], goals: list[dict]) -> str:
+    lines = [
+        f"Run {meta['started']} on {meta['cpus']} CPUs, load average {meta['load_before']} -> "
+        f"{meta['load_after']}; {meta['repeats']} interleaved repeats (+{meta['warmup']} warm-up), medians.",
+        "",
+    ]
+    for c in meta["corpora"]:
+        lines.append(f"- `{c['name']}`: {c['files']} files, {c['bytes'] / 1e6:,.1f} MB")
+    lines += [
+        "",
+        "| corpus | contestant | files/s | MB/s | ms/file | wall s | peak RSS MB (max proc / tree) | failed | ours ÷ this (speed) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in table:
+        if "work_s" not in r:
+            lines.append(
+                f"| {r['corpus']} | {r['label']} | n/a | | | | | | ({r.get('unavailable', '')}) |"
+            )
+            continue
+        speed = r.get("ours_speedup")
+        lines.append(
+            f"| {r['corpus']} | {r['label']} | {_fmt(r['files_per_s'])} | {_fmt(r['mb_per_s'])} | "
+            f"{_fmt(r['ms_per_file'], 2)} | {_fmt(r['wall_s'], 2)} | "
+            f"{_fmt(r['maxrss_mb'], 0)} / {_fmt(r['tree_rss_mb'], 0)} | {r['failed']} | "
+            f"{'ref' if r['key'].startswith('ours-1@') else _fmt(speed, 2) + 'x' if speed else '-'} |"
+        )
+    lines += ["", "| target | measured | goal | met |", "|---|---:|---|---|"]
+    for g in goals:
+        met = {True: "yes", False: "**no**", None: "-"}[g["met"]]
+        lines.append(f"| {g['target']} | {_fmt(g['value'], 2)} | {g['goal']} | {met} |")
+    notes = [r for r in table if r.get("errors")]
+    if notes:
+        lines += ["", "Failures by kind (last repeat):"]
+        for r in notes:
+            for error, count in r["errors"].items():
+                lines.append(f"- {r['key']}: {count} x {error}")
+    return "\n".join(lines) + "\n"
+
+
+def versions() -> dict:
+    def ver(python: Path, module: str) -> str | None:
+        if not python.exists():
+            return None
+        code = f"import importlib.metadata as m; print(m.version('{module}'))"
+        res = subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=False)
+        return res.stdout.strip() or None
+
+    rev = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    ).stdout.strip()
+    return {
+        "python": platform.python_version(),
+        "fw-gear-deid": f"{ver(our_python(), 'fw-gear-deid')} ({rev})",
+        "pydicom": ver(our_python(), "pydicom"),
+        "flywheel-migration": ver(venv_python("flywheel-migration"), "flywheel-migration"),
+        "dcmanon": ver(venv_python("dcmanon"), "dcmanon"),
+    }
+
+
+def hot_profile(args: argparse.Namespace, corpora: list[Corpus]) -> None:
+    """pyinstrument over our 1-worker handler loop on each corpus; text + HTML in bench/results/."""
+    for c in corpora:
+        stem = RESULTS / f"profile-{c.name}"
+        dst = args.data / "out" / f"profile-{c.name}"
+        shutil.rmtree(dst, ignore_errors=True)
+        argv = [*worker_argv(our_python(), "ours", OUR_PROFILE), "--pyinstrument", str(stem)]
+        argv = [part.format(src=c.path, dst=dst) for part in argv]
+        res = subprocess.run(argv, env={**os.environ, "DEID_SECRET": SECRET}, cwd=ROOT, check=False)
+        shutil.rmtree(dst, ignore_errors=True)
+        if res.returncode == 0:
+            print(f"profile: {stem.with_suffix('.txt')} and .html")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--setup", action="store_true", help="create the peers' venvs first")
+    parser.add_argument("--data", type=Path, default=BENCH / ".data", help="corpus and scratch")
+    parser.add_argument("--files", type=int, default=300, help="small files (0: none)")
+    parser.add_argument("--large-size", default="2G", help="comma-separated, e.g. 2M,200M,2G")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--jobs", type=int, default=2, help="N for the N-worker rows (default 2)")
+    parser.add_argument("--only", help="comma-separated row keys, e.g. ours-1,pydicom,cp")
+    parser.add_argument(
+        "--large-peers", action="store_true", help="also run flywheel-migration on large files"
+    )
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds per process")
+    parser.add_argument("--quick", action="store_true", help="50 files, 20M large, 2 repeats")
+    parser.add_argument(
+        "--hot-profile", action="store_true", help="pyinstrument our loop, no table"
+    )
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.files, args.large_size, args.repeats = 50, "20M", 2
+    if args.setup:
+        setup_envs()
+    corpora = prepare_corpora(args)
+    if args.hot_profile:
+        hot_profile(args, corpora)
+        return 0
+    rows = build_contestants(args, [c.name for c in corpora])
+    for row in rows:
+        if row.unavailable:
+            print(f"skip {row.key}: {row.unavailable}")
+    started = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    raw = run_all(args, corpora, rows)
+    table = summarise(rows, corpora, raw, args.jobs)
+    goals = targets(table, args.jobs)
+    meta = {
+        "started": started,
+        "cpus": os.cpu_count(),
+        "load_before": load_before,
+        "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "repeats": args.repeats,
+        "warmup": args.warmup,
+        "jobs": args.jobs,
+        "versions": versions(),
+        "corpora": [
+            {"name": c.name, "files": c.files, "bytes": c.bytes, "path": str(c.path)}
+            for c in corpora
+        ],
+    }
+    text = markdown(meta, table, goals)
+    print()
+    print(text)
+    args.results.mkdir(parents=True, exist_ok=True)
+    stamp = started.replace(":", "").replace("-", "")
+    payload = {"meta": meta, "table": table, "targets": goals, "raw": raw}
+    for name in (f"bench-{stamp}", "latest"):
+        (args.results / f"{name}.json").write_text(
+            json.dumps(payload, indent=2, default=str) + "\n"
+        )
+        (args.results / f"{name}.md").write_text(text)
+    print(f"results: {args.results / f'bench-{stamp}.md'} (+ .json, latest.*)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
