@@ -44,7 +44,18 @@ ACTION_KEYS: tuple[str, ...] = (
 MIN_SENSITIVE = 2
 _OUTPUT_VAR = re.compile(r"\{([^{}]+)\}")
 _T2STAR = re.compile(r"(t2 ?_?)\*", re.IGNORECASE)
-_NAME_HINTS = ("name", "artist", "author", "creator", "owner", "byline", "writer", "person")
+_NAME_HINTS = (
+    "name",
+    "artist",
+    "author",
+    "creator",
+    "owner",
+    "by-line",
+    "byline",
+    "writer",
+    "person",
+    "contact",
+)
 
 
 def action_of(field: Mapping[str, Any]) -> str:

@@ -155,6 +155,32 @@ def _scan_end(data: bytes, pos: int) -> int:
         return found
 
 
+#: IPTC-IIM dataset names (record 2, the application record), for readable report paths.
+IPTC_NAMES = {
+    (1, 90): "CodedCharacterSet",
+    (2, 5): "ObjectName",
+    (2, 25): "Keywords",
+    (2, 40): "SpecialInstructions",
+    (2, 55): "DateCreated",
+    (2, 60): "TimeCreated",
+    (2, 62): "DigitalCreationDate",
+    (2, 80): "By-line",
+    (2, 85): "By-lineTitle",
+    (2, 90): "City",
+    (2, 92): "Sub-location",
+    (2, 95): "Province-State",
+    (2, 101): "Country",
+    (2, 103): "OriginalTransmissionReference",
+    (2, 105): "Headline",
+    (2, 110): "Credit",
+    (2, 115): "Source",
+    (2, 116): "CopyrightNotice",
+    (2, 118): "Contact",
+    (2, 120): "Caption-Abstract",
+    (2, 122): "Writer-Editor",
+}
+
+
 def iptc_values(payload: bytes) -> Iterator[tuple[str, str]]:
     """IPTC-IIM datasets (record:dataset, text) inside an APP13 Photoshop segment."""
     body = payload[len(PHOTOSHOP_HEADER) :]
@@ -175,10 +201,8 @@ def iptc_values(payload: bytes) -> Iterator[tuple[str, str]]:
         while i + 5 <= len(data) and data[i] == 0x1C:
             record, dataset = data[i + 1], data[i + 2]
             length = struct.unpack(">H", data[i + 3 : i + 5])[0]
-            yield (
-                f"IPTC.{record}:{dataset}",
-                data[i + 5 : i + 5 + length].decode("utf-8", "replace"),
-            )
+            label = IPTC_NAMES.get((record, dataset), f"{record}:{dataset}")
+            yield f"IPTC.{label}", data[i + 5 : i + 5 + length].decode("utf-8", "replace")
             i += 5 + length
 
 
