@@ -218,7 +218,8 @@ class _TableHandler(RuleHandler):
                     rec.sensitive(sensitive_kind("remove", column, cell.value), cell.value, column)
                 continue
             value = cell.value
-            if not value:
+            # an empty cell has nothing to hash or shift; replace-with fills it like any other row
+            if not value and all(rule.action != "replace-with" for rule in rules):
                 continue
             for rule in rules:
                 if rule.is_keep:

@@ -97,3 +97,23 @@ def test_text_values_are_every_cell(tmp_path):
     texts = dict(TsvHandler({}).text_values(src))
     assert texts["row 2.name"] == 'Roe, "JJ"'
     assert texts["row 1.note"] == "has\ta tab"
+
+
+def test_replace_with_fills_every_row_and_hash_skips_empty_cells(tmp_path, ctx):
+    data = b"id,site,mrn\n1,A,M1\n2,,\n"
+    section = {"fields": [{"name": "site", "replace-with": "X"}, {"name": "mrn", "hash": True}]}
+    _src, dst, _ = run(CsvHandler(section), tmp_path, data, ctx, "r.csv")
+    assert dst.read_bytes() == f"id,site,mrn\n1,X,{ctx.keys.pseudonym('M1', 16)}\n2,X,\n".encode()
+
+
+def test_handlers_pickle_with_their_siblings_after_use(tmp_path, ctx):
+    import pickle
+
+    handlers = build_handlers({"csv": {"fields": [{"name": "mrn", "hash": True}]}, "zip": {}})
+    src = tmp_path / "a.csv"
+    src.write_bytes(b"mrn\nM1\n")
+    csv_handler = handlers.match("a.csv", b"")
+    csv_handler.deidentify(src, None, named(ctx, src.name))  # compiles the rule
+    clone = pickle.loads(pickle.dumps(csv_handler))
+    assert clone.siblings.match("a.zip", b"").section_name == "zip"
+    assert clone.deidentify(src, None, named(ctx, src.name)).sensitive[0].value == "M1"
