@@ -1,0 +1,109 @@
+"""Smoke tests of the benchmark harness (bench/): the corpus generator and the runner on a tiny corpus.
+
+Not timed tests: they only check that the harness works, so CI catches a broken bench. No peer
+virtual environments are created here (the peers' rows are skipped or report "unavailable").
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pydicom
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH = ROOT / "bench"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return _load("corpus")
+
+
+def test_sizes_parse_and_format(corpus):
+    assert corpus.parse_size("2G") == 2 << 30
+    assert corpus.parse_size("200M") == 200 << 20
+    assert corpus.parse_size("512k") == 512 << 10
+    assert corpus.parse_size("1000") == 1000
+    assert corpus.format_size(2 << 30) == "2G"
+    assert corpus.parse_sizes("2M, 20M") == [2 << 20, 20 << 20]
+    with pytest.raises(Exception, match="not a size"):
+        corpus.parse_size("big")
+
+
+def test_small_corpus_is_seeded_layered_and_carries_phi(corpus, tmp_path):
+    first = corpus.generate_small(tmp_path / "a" / "small", 8, seed=7)
+    second = corpus.generate_small(tmp_path / "b" / "small", 8, seed=7)
+    assert len(first) == 8
+    # subject/session/acquisition/file below the project folder
+    assert all(len(p.relative_to(tmp_path / "a" / "small").parts) == 4 for p in first)
+    assert [p.read_bytes() for p in first] == [p.read_bytes() for p in second]
+    syntaxes = set()
+    for path in first:
+        ds = pydicom.dcmread(path)
+        syntaxes.add(ds.file_meta.TransferSyntaxUID)
+        assert "BENCH" in str(ds.PatientName)
+        assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
+        assert ds.OtherPatientIDsSequence[0].PatientID.startswith("OTH")
+        block = ds.private_block(corpus.PRIVATE_GROUP, corpus.PRIVATE_CREATOR)
+        value = block[0x11].value  # UN (bytes) in implicit VR files: no private dictionary
+        assert (value.decode() if isinstance(value, bytes) else value).strip() == ds.PatientID
+    assert len(syntaxes) > 1  # several transfer syntaxes even in a tiny corpus
+    assert corpus.small_is_cached(tmp_path / "a" / "small", 8, 7)
+    assert not corpus.small_is_cached(tmp_path / "a" / "small", 9, 7)
+
+
+def test_every_template_is_available_offline(corpus):
+    for name, _ in corpus.TEMPLATES:
+        assert corpus.template_path(name).is_file(), name
+
+
+def test_large_file_is_streamed_valid_and_cached(corpus, tmp_path):
+    path = corpus.generate_large(tmp_path, 2 << 20, seed=3)
+    ds = pydicom.dcmread(path, defer_size=1024)
+    frame = corpus.LARGE_ROWS * corpus.LARGE_COLUMNS * 2
+    assert int(ds.NumberOfFrames) == (2 << 20) // frame - 1  # whole frames, header fits in one
+    assert len(ds.PixelData) == int(ds.NumberOfFrames) * frame
+    assert "BENCH" in str(ds.PatientName)
+    assert path.stat().st_size <= 2 << 20
+    stamp = path.stat().st_mtime_ns
+    assert corpus.generate_large(tmp_path, 2 << 20, seed=3) == path
+    assert path.stat().st_mtime_ns == stamp  # reused, not rewritten
+    # the parameters live beside the project folder, so the store sees one file only
+    project = path.parents[3]
+    assert [p for p in project.rglob("*") if p.is_file()] == [path]
+
+
+def test_runner_produces_a_table_on_a_tiny_corpus(tmp_path):
+    results = tmp_path / "results"
+    cmd = [
+        sys.executable, str(BENCH / "run.py"), "--data", str(tmp_path / "data"),
+        "--files", "4", "--large-size", "1M", "--repeats", "1", "--warmup", "0",
+        "--only", "ours-1,pydicom,cp", "--results", str(results), "--timeout", "120",
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    payload = json.loads((results / "latest.json").read_text())
+    rows = {row["key"]: row for row in payload["table"]}
+    assert set(rows) == {
+        f"{k}@{c}" for k in ("ours-1", "pydicom", "cp") for c in ("small", "large-1M")
+    }
+    for key in ("pydicom@small", "cp@small", "pydicom@large-1M"):
+        assert rows[key]["files_per_s"] > 0, rows[key]
+        assert rows[key]["maxrss_mb"] > 0
+    assert rows["pydicom@small"]["failed"] == 0
+    ours = rows["ours-1@small"]
+    assert "work_s" in ours or ours.get("unavailable"), ours
+    assert "| corpus | contestant |" in (results / "latest.md").read_text()
