@@ -405,10 +405,10 @@ class DicomEngine:
                 continue
             if self.preset is not None:
                 self._apply_preset(dataset, tag, vr, path, state, mode)
-            elif vr == "SQ" and (self._other or self.remove_undefined):
+            elif vr == "SQ" and any(r.could_match_inside(len(path)) for r in self.rules):
                 self._recurse(dataset, tag, path, state, mode)
         for tag in creators:
-            if self.private_filter.mode == "keep":
+            if self.private_filter.mode == "keep" and not self.remove_undefined:
                 continue
             block = (tag >> 16, tag & 0xFF)
             if block not in kept_blocks:
@@ -892,10 +892,17 @@ class DicomEngine:
             return
         old = meta.get(0x00020003)
         sop = dataset.get(0x00080018)
-        if old is not None and sop is not None and str(old.value) != str(sop.value):
-            before = str(old.value)
-            meta.MediaStorageSOPInstanceUID = sop.value
-            self._record(0x00020003, [], "uid-map", "UI", before, sop.value, state)
+        if old is not None and old.value:
+            before = str(old.value).strip().rstrip("\x00")
+            if sop is not None and sop.value:
+                after = str(sop.value)
+            elif self.preset is not None and not self.preset.retains_uids:
+                after = self.uids.remap(before, state.ctx)  # no SOPInstanceUID: still remapped
+            else:
+                after = state.uid_map.get(before, before)
+            if after != before:
+                meta.MediaStorageSOPInstanceUID = after
+                self._record(0x00020003, [], "uid-map", "UI", before, after, state)
         for tag in (0x00020016, 0x00020017, 0x00020018, 0x00020100, 0x00020102):
             if tag in meta:
                 elem = meta[tag]

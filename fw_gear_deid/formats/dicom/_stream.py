@@ -239,7 +239,7 @@ def build_file_meta(source: SourceFile, dataset: Dataset) -> FileMetaDataset:
     if not meta.get("MediaStorageSOPClassUID"):
         meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"  # SC: a class is required
     if not meta.get("MediaStorageSOPInstanceUID"):
-        meta.MediaStorageSOPInstanceUID = "2.25.0"
+        meta.MediaStorageSOPInstanceUID = "2.25.0"  # required; the source had none to keep
     meta.FileMetaInformationVersion = b"\x00\x01"
     meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
     meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME

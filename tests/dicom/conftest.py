@@ -1,0 +1,55 @@
+"""Fixtures for the DICOM engine tests: the public corpus, handlers built from sections, a context."""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydicom.data.data_manager import DATA_ROOT, external_data_sources
+
+from fw_gear_deid.formats._base import DeidContext
+from fw_gear_deid.formats.dicom import DicomHandler
+from fw_gear_deid.keys import Keys
+
+_NOT_DICOM_SUFFIXES = (".py", ".json", ".txt", ".gz", ".bz2", ".zip", ".icc", ".dump")
+
+
+def corpus_files() -> list[Path]:
+    """Every DICOM test file shipped with pydicom and pydicom-data, found locally (never downloaded:
+    ``get_testdata_files`` would try the network for files pydicom-data does not ship)."""
+    local = [
+        Path(path)
+        for path in glob.glob(os.path.join(DATA_ROOT, "test_files", "**", "*"), recursive=True)
+        if os.path.isfile(path)
+        and not path.endswith(_NOT_DICOM_SUFFIXES)
+        and os.path.basename(path) != "README"
+    ]
+    external = []
+    source = external_data_sources().get("pydicom-data")
+    if source is not None:
+        external = [Path(path) for path in source.get_paths("**/*", 0)]
+    return sorted(local) + sorted(external)
+
+
+@pytest.fixture
+def ctx(keys: Keys) -> DeidContext:
+    return DeidContext(keys=keys, subject="subject-01", source_name="")
+
+
+@pytest.fixture
+def handler() -> Callable[[Mapping[str, Any]], DicomHandler]:
+    return DicomHandler
+
+
+@pytest.fixture
+def preset_handler() -> DicomHandler:
+    return DicomHandler({"preset": "ps3.15-basic", "fields": []})
+
+
+@pytest.fixture
+def out(tmp_path: Path) -> Path:
+    return tmp_path / "out.dcm"

@@ -1,0 +1,60 @@
+"""The preset over every DICOM file of pydicom and pydicom-data: de-identified or a clear error."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pydicom
+import pytest
+from pydicom._uid_dict import UID_dictionary
+
+from fw_gear_deid.errors import MalformedFileError
+from tests.dicom.conftest import corpus_files
+
+_FILES = corpus_files()
+
+
+def _source_identifiers(path: Path) -> tuple[set[str], set[str]]:
+    """Instance UIDs and person names of a source, at any depth (file meta included)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dataset = pydicom.dcmread(path, force=True, stop_before_pixels=True)
+    uids: set[str] = set()
+    names: set[str] = set()
+    elements = list(dataset.iterall())
+    if getattr(dataset, "file_meta", None) is not None:
+        elements += list(dataset.file_meta)
+    for elem in elements:
+        if elem.tag.is_private or not elem.value:
+            continue
+        values = elem.value if elem.VM > 1 else [elem.value]
+        if elem.VR == "UI":
+            if "ClassUID" in elem.keyword or "TransferSyntax" in elem.keyword:
+                continue
+            if "CodingScheme" in elem.keyword:
+                continue
+            uids.update(str(v) for v in values if len(str(v)) > 8 and str(v) not in UID_dictionary)
+        elif elem.VR == "PN":
+            names.update(str(v).strip() for v in values if len(str(v).strip()) > 2)
+    return uids, names
+
+
+@pytest.mark.parametrize("path", _FILES, ids=[f"{p.parent.name}/{p.name}" for p in _FILES])
+def test_preset_deidentifies_or_refuses_clearly(path, preset_handler, ctx, out):
+    try:
+        outcome = preset_handler.deidentify(path, out, ctx)
+    except MalformedFileError as error:
+        assert error.filename == path.name
+        assert error.reason
+        assert not out.exists(), "nothing may be written for a refused file"
+        return
+    result = pydicom.dcmread(out)
+    assert result.PatientIdentityRemoved == "YES"
+    if result.get("SOPInstanceUID"):
+        assert result.file_meta.MediaStorageSOPInstanceUID == result.SOPInstanceUID
+    data = out.read_bytes()
+    uids, names = _source_identifiers(path)
+    assert not [uid for uid in uids if uid.encode() in data], "a source instance UID survived"
+    assert not [name for name in names if name.encode("latin-1", "ignore") in data]
+    assert outcome.output_name.endswith(".dcm")
