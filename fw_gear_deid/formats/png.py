@@ -283,14 +283,18 @@ class PngHandler(RuleHandler):
         if not drop:
             reader.copy(chunk_type, length, out)
             return
+        if chunk_type not in ("tIME", "eXIf"):
+            # binary payload, possibly huge: skipped in a stream (CRC still checked) and reported,
+            # not a value the residual scan could look for
+            reader.copy(chunk_type, length, None)
+            rec.change(chunk_type, action, f"{length} bytes", None, sensitive=False)
+            return
         data = reader.read(chunk_type, length)
         if chunk_type == "tIME" and len(data) >= 7:
             rec.change("tIME", action, time_text(data), None, kind="datetime")
         elif chunk_type == "eXIf":
             for path, text in _exif_texts(data):
                 rec.change(path, action, text, None)
-        else:  # binary payload: reported, not a value the residual scan could look for
-            rec.change(chunk_type, action, f"{length} bytes", None, sensitive=False)
 
     def _text(
         self,
@@ -334,6 +338,9 @@ class PngHandler(RuleHandler):
             for chunk_type, length in reader:
                 if chunk_type in CRITICAL:
                     reader.copy(chunk_type, length, None)
+                    continue
+                if length > MAX_METADATA_CHUNK and chunk_type not in TEXT_CHUNKS:
+                    reader.copy(chunk_type, length, None)  # opaque and huge: nothing to read
                     continue
                 data = reader.read(chunk_type, length)
                 if chunk_type in TEXT_CHUNKS:
