@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 #: A run of letters and digits (Unicode aware; ``_`` is a separator, as in file names).
 _RUN = re.compile(r"[^\W_]+")
@@ -40,14 +41,20 @@ def weight(token: str) -> int:
 
 def normalize_text(text: str) -> str:
     """NFKC (full-width digits, ligatures), DICOM padding stripped."""
-    return unicodedata.normalize("NFKC", text).replace("\x00", " ")
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)
+    return text.replace("\x00", " ")
 
 
+@lru_cache(maxsize=1 << 16)
 def fold(token: str) -> str:
     """Case- and accent-insensitive form of one token; one- and two-digit numbers lose leading zeros
-    (``01`` and ``1`` are the same month)."""
-    decomposed = unicodedata.normalize("NFKD", token)
-    folded = "".join(char for char in decomposed if not unicodedata.combining(char)).casefold()
+    (``01`` and ``1`` are the same month). Cached: outputs repeat the same words."""
+    if token.isascii():
+        folded = token.lower()
+    else:
+        decomposed = unicodedata.normalize("NFKD", token)
+        folded = "".join(char for char in decomposed if not unicodedata.combining(char)).casefold()
     if len(folded) <= 2 and folded.isdigit():
         folded = folded.lstrip("0") or "0"
     return folded
@@ -55,6 +62,8 @@ def fold(token: str) -> str:
 
 def _camel_parts(piece: str) -> list[tuple[int, int]]:
     """Spans of the words of a camel-cased letter piece (``JohnDoe`` -> ``John``, ``Doe``)."""
+    if len(piece) < 2 or piece.islower() or piece.isupper() or piece[1:].islower():
+        return [(0, len(piece))]  # the common cases, without a loop
     cuts = [0]
     for i in range(1, len(piece)):
         before, here = piece[i - 1], piece[i]
@@ -146,3 +155,12 @@ def tokenize(text: str) -> Tokens:
 def token_seq(text: str) -> list[str]:
     """Just the folded token sequence of ``text`` (for building needles)."""
     return tokenize(text).seq
+
+
+#: Letter/digit pieces and whole runs of lowercased ASCII text, for the gate's quick pre-check.
+PIECES = re.compile(r"\d+|[a-z]+")
+RUNS = re.compile(r"[a-z0-9]+")
+#: Case changes inside a word: the camel-case split may create tokens the pre-check cannot see.
+CAMEL = re.compile(r"[a-z][A-Z]|[A-Z]{2}[a-z]")
+#: Long digit runs: a DT value's date head is a token of its own.
+LONG_DIGITS = re.compile(r"\d{9}")

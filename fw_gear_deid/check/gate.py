@@ -18,7 +18,17 @@ from typing import Any
 
 from fw_gear_deid.check._dicom import dicom_texts, looks_like_dicom, pixel_data_range
 from fw_gear_deid.check._raw import RawScanner
-from fw_gear_deid.check._text import UID_RUN, fold, normalize_text, token_seq, tokenize
+from fw_gear_deid.check._text import (
+    CAMEL,
+    LONG_DIGITS,
+    PIECES,
+    RUNS,
+    UID_RUN,
+    fold,
+    normalize_text,
+    token_seq,
+    tokenize,
+)
 from fw_gear_deid.check.matchers import (
     AddressMatcher,
     DateMatcher,
@@ -108,6 +118,14 @@ class ResidualGate:
             else:
                 matcher.add(kind, str(value))
         self._raw = RawScanner(self.index.raw, self.index.uids) if raw_backstop else None
+        # the quick pre-check: every single-token needle and the longest token of every phrase (a
+        # phrase cannot match without it); short numbers also zero-padded, as in raw text
+        starts: set[str] = set(self.index.tokens)
+        for phrases in self.index.phrases.values():
+            starts.update(max(phrase, key=len) for phrase, _ in phrases)
+        starts |= {token.zfill(2) for token in starts if token.isdigit() and len(token) <= 2}
+        self._starts = frozenset(starts)
+        self._has_dates = any(len(t) == 8 and t.isdigit() for t in self.index.tokens)
         # plain dicts: picklable and no accidental insertion on lookup
         self.index.tokens = dict(self.index.tokens)
         self.index.phrases = dict(self.index.phrases)
@@ -129,10 +147,23 @@ class ResidualGate:
         return lines
 
     # -- matching ---------------------------------------------------------------------------------
+    def _could_match(self, text: str) -> bool:
+        """A quick, C-speed pre-check for ASCII text: False only when no needle can be in it
+        (every needle needs one of :attr:`_starts` among the text's pieces or runs)."""
+        low = text.lower()
+        starts = self._starts
+        if not starts.isdisjoint(PIECES.findall(low)) or not starts.isdisjoint(RUNS.findall(low)):
+            return True
+        if CAMEL.search(text) or (self._has_dates and LONG_DIGITS.search(text)):
+            return True
+        return bool(self.index.uids) and any(r in self.index.uids for r in UID_RUN.findall(text))
+
     def _find(self, text: str) -> dict[str, list[tuple[int, int]]]:
         """kind -> spans (in the NFKC text) of every needle found in ``text``."""
         found: dict[str, list[tuple[int, int]]] = {}
         index = self.index
+        if text.isascii() and not index.cjk and not self._could_match(text):
+            return found
         tokens = tokenize(text)
         for token, start, end in tokens.units:
             for kind in index.tokens.get(token, ()):
