@@ -34,6 +34,7 @@ UNSUPPORTED_OFFSET_TAGS = {519: "JPEGQTables", 520: "JPEGDCTables", 521: "JPEGAC
 #: Tags whose BYTE values are UCS-2 text (Windows XP* tags).
 XP_TAGS = {40091, 40092, 40093, 40094, 40095}
 USER_COMMENT = 37510
+THUMBNAIL_TAG = 513
 
 _PRINTABLE_RUN = re.compile(r"[\x20-\x7e\xa0-\xff\t\r\n]{4,}")
 MAX_ENTRIES = 4096
@@ -184,33 +185,54 @@ def _read_ifd(
     for off_tag, count_tag in DATA_TAGS.items():
         if off_tag not in ifd.entries:
             continue
-        offsets = unpack_numbers(order, ifd.entries[off_tag])
-        if count_tag not in ifd.entries:
-            raise TiffFormatError(f"tag {off_tag} has no byte counts (tag {count_tag})")
-        counts = unpack_numbers(order, ifd.entries[count_tag])
-        if len(offsets) != len(counts):
-            raise TiffFormatError(f"tags {off_tag}/{count_tag} differ in length")
-        blocks = []
-        for block_offset, block_count in zip(offsets, counts, strict=True):
-            block_offset, block_count = int(block_offset), int(block_count)
-            if block_offset + block_count > source.size:
-                raise TiffFormatError(f"image data at offset {block_offset} lies outside the file")
-            blocks.append((block_offset, block_count))
-        ifd.blocks[off_tag] = blocks
+        try:
+            ifd.blocks[off_tag] = _blocks(source, order, ifd, off_tag, count_tag)
+        except TiffFormatError:
+            if off_tag != THUMBNAIL_TAG:
+                raise  # strips and tiles are the image: a file without them is broken
+            # a broken EXIF thumbnail is dropped, not a reason to lose the rest of the metadata
+            ifd.entries.pop(off_tag, None)
+            ifd.entries.pop(count_tag, None)
+            ifd.dropped.append(off_tag)
     for tag in SUBIFD_TAGS:
         entry = ifd.entries.get(tag)
         if entry is None:
             continue
-        if entry.type not in (TYPE_LONG, TYPE_IFD):
-            raise TiffFormatError(f"IFD pointer tag {tag} has type {entry.type}")
-        children = []
-        for child_offset in unpack_numbers(order, entry):
-            child, _next = _read_ifd(
-                source, order, int(child_offset), _child_kind(kind, tag), visited, depth + 1
-            )
-            children.append(child)
+        try:
+            if entry.type not in (TYPE_LONG, TYPE_IFD):
+                raise TiffFormatError(f"IFD pointer tag {tag} has type {entry.type}")
+            children = []
+            for child_offset in unpack_numbers(order, entry):
+                child, _next = _read_ifd(
+                    source, order, int(child_offset), _child_kind(kind, tag), visited, depth + 1
+                )
+                children.append(child)
+        except TiffFormatError:
+            # an unreadable sub-IFD (EXIF, GPS...) cannot be edited tag by tag: it is dropped with
+            # its pointer (fail closed on its content); the page itself stays usable
+            ifd.entries.pop(tag)
+            ifd.dropped.append(tag)
+            continue
         ifd.children[tag] = children
     return ifd, next_offset
+
+
+def _blocks(
+    source: _Source, order: str, ifd: Ifd, off_tag: int, count_tag: int
+) -> list[tuple[int, int]]:
+    offsets = unpack_numbers(order, ifd.entries[off_tag])
+    if count_tag not in ifd.entries:
+        raise TiffFormatError(f"tag {off_tag} has no byte counts (tag {count_tag})")
+    counts = unpack_numbers(order, ifd.entries[count_tag])
+    if len(offsets) != len(counts):
+        raise TiffFormatError(f"tags {off_tag}/{count_tag} differ in length")
+    blocks = []
+    for block_offset, block_count in zip(offsets, counts, strict=True):
+        block_offset, block_count = int(block_offset), int(block_count)
+        if block_offset < 0 or block_count < 0 or block_offset + block_count > source.size:
+            raise TiffFormatError(f"image data at offset {block_offset} lies outside the file")
+        blocks.append((block_offset, block_count))
+    return blocks
 
 
 # -- values as text --------------------------------------------------------------------------------

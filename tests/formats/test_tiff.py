@@ -124,3 +124,20 @@ def test_exif_and_gps_sub_ifds_of_a_tiff_are_walked(tmp_path, ctx, order):
     assert MRN not in after  # the EXIF IFD pointer is >= 32768: gone with what it held
     assert "GPS" not in after
     assert MRN.encode() not in dst.read_bytes()
+
+
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data")  # Pillow reading the damaged source
+def test_broken_exif_pointer_drops_the_sub_ifd_and_keeps_the_image(tmp_path, ctx):
+    src = build_tiff_with_exif(tmp_path / "exif.tif")
+    data = bytearray(src.read_bytes())
+    entry = data.index(struct.pack("<HHI", 34665, 4, 1))
+    data[entry + 8 : entry + 12] = struct.pack("<I", len(data) + 1000)  # points past the end
+    src.write_bytes(bytes(data))
+    dst = tmp_path / "out.tif"
+    outcome = TiffHandler({}).deidentify(src, dst, named(ctx, src.name))
+    assert "page0" in {c.path for c in outcome.changes}  # the unreadable entry is reported
+    with Image.open(dst) as image:
+        assert 34665 not in image.tag_v2
+        assert 34853 in image.tag_v2  # the GPS IFD was readable: kept
+    with Image.open(src) as a, Image.open(dst) as b:
+        assert a.tobytes() == b.tobytes()
