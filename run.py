@@ -13,7 +13,7 @@ from fw_gear_deid.gear import run
 
 
 def main() -> int:
-    with GearToolkitContext() as context:
+    with GearToolkitContext(log_metadata=False) as context:
         exit_code = run(context)
     return exit_code
 

@@ -121,11 +121,18 @@ def _dicom(testfile: str, patient: FakePatient, series: int, target: Path) -> Pa
     """pydicom's ``testfile`` with ``patient``'s identity planted in standard and private elements."""
     from pydicom import dcmread
     from pydicom.data import get_testdata_file
+    from pydicom.uid import generate_uid
 
     path = get_testdata_file(testfile)
     if path is None:  # pragma: no cover - pydicom always ships these
         raise FileNotFoundError(testfile)
     ds = dcmread(path)
+    # Distinct, stable UIDs per patient, series and instance (the test files share theirs).
+    study_uid = generate_uid(entropy_srcs=["demo study", patient.label])
+    ds.StudyInstanceUID = study_uid
+    ds.SeriesInstanceUID = generate_uid(entropy_srcs=[study_uid, str(series)])
+    ds.SOPInstanceUID = generate_uid(entropy_srcs=[study_uid, str(series), testfile])
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     ds.PatientName = patient.dicom_name
     ds.PatientID = patient.label
     ds.PatientBirthDate = patient.birth_date
@@ -347,6 +354,7 @@ DEMO_PROFILE = """\
 name: demo profile
 dicom:
   preset: ps3.15-basic
+  options: [retain-long-modified-dates]   # dates shifted by the subject's keyed offset, not emptied
   fields:
     - name: PatientID
       hash: true

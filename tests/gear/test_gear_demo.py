@@ -54,3 +54,22 @@ def test_building_again_starts_over(tmp_path):
     stray.write_text("x")
     build_source(tmp_path)
     assert not stray.exists()
+
+
+def test_the_demo_exports_everything_with_no_planted_identifier_left(tmp_path, capsys, monkeypatch):
+    from fw_gear_deid.demo import main
+
+    monkeypatch.delenv("DEID_SECRET", raising=False)
+    assert main([str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr().out
+    assert "Gear exit code: 0" in printed
+    assert "Planted identifiers found in the destination: 0" in printed
+    report = next((tmp_path / "out" / "gear" / "output").glob("deid-report-*.json"))
+    summary = json.loads(report.read_text())["summary"]
+    assert summary["by_state"]["exported"] == summary["files"] == 20
+    destination = tmp_path / "out" / "destination-site" / "shared" / "study-a-deid"
+    dicoms = sorted(destination.rglob("*.dcm"))
+    assert len(dicoms) == 4
+    ds = dcmread(dicoms[0])
+    assert ds.PatientIdentityRemoved == "YES"
+    assert str(ds.PatientName) not in {p.dicom_name for p in FAKE_PATIENTS}
