@@ -85,10 +85,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--date-shift-range",
         type=_date_shift,
         metavar="MIN:MAX",
-        help="days from which each subject's keyed date offset is drawn (default -3650:-1)",
+        help="days from which each subject's keyed date offset is drawn, e.g. --date-shift-range=-3650:-1",
     )
     parser.add_argument("--no-progress", action="store_true", help="plain progress lines only")
     parser.set_defaults(func=main)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to the *current* ``sys.stderr`` (it may be replaced after the handler is made)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+def _log_to_stderr() -> None:
+    """Progress and warnings of the package as ``deid: ...`` lines on stderr (once per process)."""
+    logger = logging.getLogger("fw_gear_deid")
+    if not any(isinstance(handler, _StderrHandler) for handler in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("deid: %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+    logger.setLevel(logging.INFO)
 
 
 def _secret(args: argparse.Namespace) -> str | None:
@@ -108,7 +127,7 @@ def _secret(args: argparse.Namespace) -> str | None:
 def main(args: argparse.Namespace) -> int:
     from fw_gear_deid.export import ExportJob, run_export
 
-    logging.basicConfig(level=logging.INFO, format="deid: %(message)s", stream=sys.stderr)
+    _log_to_stderr()
     try:
         secret = _secret(args)
     except SystemExit as error:

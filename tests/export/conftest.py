@@ -139,6 +139,14 @@ def visible_files(root: Path) -> list[str]:
     )
 
 
+def shape(paths: list[str]) -> list[str]:
+    """Paths with DICOM base names replaced by ``*.dcm`` (DICOM outputs are named by their UIDs)."""
+    return sorted(
+        (p.rsplit("/", 1)[0] + "/*.dcm" if "/" in p else "*.dcm") if p.endswith(".dcm") else p
+        for p in paths
+    )
+
+
 def assert_no_phi(*paths: Path) -> None:
     for base in paths:
         for path in base.rglob("*") if base.is_dir() else [base]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing
-import time
 
 import pytest
 
@@ -113,19 +112,26 @@ def test_creates_containers_once_and_writes_files_with_metadata(fw_server, tmp_p
     assert by_origin.name == by_name.name == "f.dcm"
 
 
-def _create(args):
-    api_key, origin, start_at = args
+def _create(api_key, origin, barrier, results):
     store = open_store("fw://grp/dest", read_only=False, api_key=api_key)
-    time.sleep(max(0.0, start_at - time.time()))  # every job looks at the same moment
-    return store.ensure_child(store.location, "subject", origin, ContainerMeta("same")).id
+    barrier.wait(timeout=60)  # every job looks at the same moment
+    results.put(store.ensure_child(store.location, "subject", origin, ContainerMeta("same")).id)
 
 
 def test_creation_race_is_detected_and_resolved(fw_server):
     dest = fw_server.add_project("grp", "dest")
     fw_server.list_delay = 0.5  # every job lists before any creates: they really race
-    start_at = time.time() + 5
-    with multiprocessing.get_context("spawn").Pool(4) as pool:
-        ids = pool.map(_create, [(fw_server.api_key, "racy-origin", start_at)] * 4)
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(4), context.Queue()
+    jobs = [
+        context.Process(target=_create, args=(fw_server.api_key, "racy-origin", barrier, results))
+        for _ in range(4)
+    ]
+    for job in jobs:
+        job.start()
+    ids = [results.get(timeout=120) for _ in jobs]
+    for job in jobs:
+        job.join(timeout=60)
     assert len(set(ids)) == 1
     assert len(fw_server.children(dest["_id"], "subject")) == 1
     assert fw_server.creates["subject"] > 1  # the race happened...
