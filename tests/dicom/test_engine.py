@@ -68,7 +68,8 @@ def test_preset_resolves_composite_codes_to_valid_values(ct_small, out, ctx):
     DicomHandler(PRESET).deidentify(ct_small, out, ctx)
     result = pydicom.dcmread(out)
     assert result.PatientName == ""  # Z
-    assert result.PatientID == "DEIDENTIFIED"  # Z/D -> dummy (Type 1 safe)
+    # Z/D -> D (Type 1 safe); an ID dummy is a keyed pseudonym so subjects stay distinct
+    assert result.PatientID == ctx.keys.pseudonym("1CT1", digits=16, purpose="dummy-id")
     assert result.StudyDate == ""  # X/Z -> Z under the basic profile
     assert "PatientBirthDate" in result
     assert result.PatientBirthDate == ""

@@ -335,7 +335,9 @@ class DicomEngine:
         if trailing is not None:
             self._walk(trailing, [], state, mode="top")
         self._insert_missing(dataset, state)
-        if self.uids and state.uid_map:
+        if self.preset is None and state.uid_map:
+            # A plain profile remaps only the UIDs it names: carry those remaps to every other
+            # occurrence (references, file meta). The preset already remaps every instance UID.
             self._propagate_uids(dataset, [], state)
         self._file_meta(dataset, state)
         self.provenance.apply(dataset, state.dates_shifted, state.dates_removed)
@@ -667,7 +669,12 @@ class DicomEngine:
                 return
             if vr in ("DA", "DT"):
                 state.dates_removed = True
-            self._set(dataset, tag, path, "preset:D", vr, before, dummy_value(vr), state)
+            dummy = dummy_value(vr)
+            keyword = keyword_for_tag(tag) or ""
+            if vr in ("LO", "SH") and sensitive_kind(vr, keyword) == "id" and _text(before):
+                # A keyed pseudonym, not a constant: subjects stay distinct after de-identification.
+                dummy = state.ctx.keys.pseudonym(_text(before), digits=16, purpose="dummy-id")
+            self._set(dataset, tag, path, "preset:D", vr, before, dummy, state)
             return
         if action == P.UID:
             if not preset.retains_uids:
@@ -855,8 +862,6 @@ class DicomEngine:
             action = rule.action
             if action.action != "replace-with" or not action.inserts:
                 continue
-            if rule.order in state.matched_rules:
-                continue
             selector = rule.selector
             if isinstance(selector, TagSelector):
                 tag = selector.tag
@@ -868,6 +873,8 @@ class DicomEngine:
                     continue
                 self._set(dataset, tag, [], "replace-with", vr, None, action.replacement, state)
             elif isinstance(selector, PrivateSelector):
+                if rule.order in state.matched_rules:
+                    continue
                 try:
                     block = dataset.private_block(selector.group, selector.creator, create=True)
                     vr = private_dictionary_VR(
