@@ -218,13 +218,20 @@ class _TableHandler(RuleHandler):
                     rec.sensitive(sensitive_kind("remove", column, cell.value), cell.value, column)
                 continue
             value = cell.value
+
+            def lookup(other: str, cells: list[Cell] = row.cells) -> str | None:
+                # other columns of the same row (regex-sub groups naming a field); rarely needed
+                for column_name, other_cell in zip(names, cells, strict=False):
+                    if column_name == other:
+                        return other_cell.value
+                return None
+
             # an empty cell has nothing to hash or shift; replace-with fills it like any other row
             if not value and all(rule.action != "replace-with" for rule in rules):
                 continue
             for rule in rules:
                 if rule.is_keep:
                     break
-                lookup = {n: c.value for n, c in zip(names, row.cells, strict=False)}.get
                 try:
                     result = rule.apply(value, ctx, lookup=lookup, path=column)
                 except (ValueError, TypeError, KeyError) as exc:
