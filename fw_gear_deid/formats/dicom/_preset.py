@@ -132,5 +132,5 @@ class PresetRules:
         options = ", ".join(self.options) or "no options"
         return [
             f"preset ps3.15-basic ({options}): {len(self.by_tag)} table attributes ({summary})",
-            f"private elements: {self.private}; 50xx/60xx rows: {len(self.repeaters)}",
+            f"50xx/60xx rows: {len(self.repeaters)} (curves, overlay data and comments)",
         ]
