@@ -257,8 +257,10 @@ class XmlHandler(RuleHandler):
             body = etree.tostring(root, encoding=encoding, xml_declaration=False, with_tail=False)
             return source[: span[0]] + body + source[span[1] :]
         declaration = _DECLARATION.match(source)
-        if declaration is None or not ascii_compatible:
-            return etree.tostring(tree, encoding=encoding, xml_declaration=declaration is not None)
+        if not ascii_compatible:  # UTF-16/32: lxml writes the BOM and a declaration of its own
+            return etree.tostring(tree, encoding=encoding, xml_declaration=_declared(source))
+        if declaration is None:
+            return etree.tostring(tree, encoding=encoding, xml_declaration=False)
         gap = re.match(rb"[ \t\r\n]*", source[declaration.end() :]).group(0)  # type: ignore[union-attr]
         body = etree.tostring(tree, encoding=encoding, xml_declaration=False)
         return source[: declaration.end()] + gap + body
@@ -341,3 +343,17 @@ def _misc_unchanged(siblings: list, outside: bytes, encoding: str) -> bool:
         if text not in outside:
             return False
     return True
+
+
+def _declared(source: bytes) -> bool:
+    """Whether a UTF-16/32 document starts with an XML declaration."""
+    head = source[:160]
+    for bom, codec in (
+        (b"\xff\xfe\x00\x00", "utf-32-le"),
+        (b"\x00\x00\xfe\xff", "utf-32-be"),
+        (b"\xff\xfe", "utf-16-le"),
+        (b"\xfe\xff", "utf-16-be"),
+    ):
+        if head.startswith(bom):
+            return head[len(bom) :].decode(codec, "ignore").startswith("<?xml")
+    return False

@@ -138,3 +138,31 @@ def test_comment_outside_the_root_can_be_removed(tmp_path, ctx):
     assert "Jöhn".encode("latin-1") in dst.read_bytes()  # still inside the document
     assert b"exported for" not in dst.read_bytes()
     assert " exported for Jöhn Doe " in {s.value for s in outcome.sensitive}
+
+
+@pytest.mark.parametrize(
+    ("data", "prefix"),
+    [
+        (
+            '<?xml version="1.0" encoding="UTF-16"?>\n<r><n>Jäne</n><k>x</k></r>\n'.encode(
+                "utf-16"
+            ),
+            b"\xff\xfe<\x00?\x00x\x00m\x00l\x00",
+        ),
+        (
+            b'\xef\xbb\xbf<?xml version="1.0" encoding="utf-8"?>\n<r><n>J\xc3\xa4ne</n><k>x</k></r>\n',
+            b'\xef\xbb\xbf<?xml version="1.0" encoding="utf-8"?>\n<r><k>',
+        ),
+        (b"<r><n>Jane</n><k>x</k></r>", b"<r><k>x</k></r>"),
+    ],
+    ids=["utf-16", "utf-8-bom", "no-declaration"],
+)
+def test_encodings_boms_and_missing_declarations_are_kept(tmp_path, ctx, data, prefix):
+    src = tmp_path / "doc.xml"
+    src.write_bytes(data)
+    dst = tmp_path / "out.xml"
+    XmlHandler({"fields": [{"name": "//n", "remove": True}]}).deidentify(
+        src, dst, named(ctx, src.name)
+    )
+    assert dst.read_bytes().startswith(prefix)
+    assert [text for path, text in XmlHandler({}).text_values(dst) if path != "filename"] == ["x"]
