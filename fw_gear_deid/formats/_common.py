@@ -8,13 +8,14 @@ DICOM included); this module only selects fields, calls those transforms and rec
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pathvalidate
 
+from fw_gear_deid import actions
 from fw_gear_deid.errors import MalformedFileError, UnsupportedFileError
 from fw_gear_deid.formats._base import (
     DeidContext,
@@ -22,22 +23,6 @@ from fw_gear_deid.formats._base import (
     FieldChange,
     FormatHandler,
     SensitiveValue,
-)
-
-#: Action keys of the profile grammar, in Flywheel's precedence order (a bare ``{name: X}`` is keep).
-ACTION_KEYS: tuple[str, ...] = (
-    "identity",
-    "keep",
-    "remove",
-    "replace-with",
-    "hash",
-    "hashuid",
-    "increment-date",
-    "jitter",
-    "increment-datetime",
-    "regex-sub",
-    "encrypt",
-    "decrypt",
 )
 
 #: Shorter values (GPS "N", flags) identify no one and would only make the residual scan noisy.
@@ -60,10 +45,7 @@ _NAME_HINTS = (
 
 def action_of(field: Mapping[str, Any]) -> str:
     """The action key of a field entry (``keep`` when only a selector is given)."""
-    for key in ACTION_KEYS:
-        if key in field:
-            return "keep" if key == "identity" else key
-    return "keep"
+    return actions.action_key(field)
 
 
 def sensitive_kind(action: str, name: str, value: str = "") -> str:
@@ -86,24 +68,8 @@ def sensitive_kind(action: str, name: str, value: str = "") -> str:
     return "text"
 
 
-class _Removed:
-    """Stand-in returned by a rule whose action deletes the value."""
-
-    _instance: _Removed | None = None
-
-    def __new__(cls) -> _Removed:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
-
-    def __repr__(self) -> str:
-        return "REMOVE"
-
-    def __reduce__(self) -> str:
-        return "REMOVED"
-
-
-REMOVED = _Removed()
+#: What :meth:`Rule.apply` returns when the rule deletes the value (the shared sentinel).
+REMOVED = actions.REMOVE
 
 
 class Rule:
@@ -146,20 +112,19 @@ class Rule:
         ctx: DeidContext,
         lookup: Callable[[str], str | None] | None = None,
         path: str | None = None,
-    ) -> str | _Removed:
+    ) -> Any:
         """The new value of ``value`` (:data:`REMOVED` when the rule deletes it). ``path`` names the
         value inside the file (it keys jitter draws, so two fields jitter independently)."""
         if self.action == "keep":
             return value
         if self.action == "remove":
             return REMOVED
-        actions = shared_actions()
         if self._compiled is None:
             self._compiled = actions.compile_field_action(
                 self.field, self.section, section_name=self.section_name
             )
         result = self._compiled.apply(value, ctx, lookup=lookup, path=path)
-        if result is actions.REMOVE:
+        if result is REMOVED:
             return REMOVED
         if result is None:  # replace-with: null
             return ""
@@ -167,13 +132,6 @@ class Rule:
 
     def describe(self) -> str:
         return f"{self.label}: {self.action}"
-
-
-def shared_actions() -> Any:
-    """The shared value transforms (imported late: the module imports ``formats._base``)."""
-    from fw_gear_deid import actions
-
-    return actions
 
 
 def compile_rules(
@@ -317,9 +275,3 @@ class RuleHandler(FormatHandler):
     def describe(self) -> list[str]:
         lines = [f"{self.section_name}: {rule.describe()}" for rule in self.rules]
         return lines or [f"{self.section_name}: no field rules"]
-
-
-def first(items: Iterable[Any]) -> Any:
-    for item in items:
-        return item
-    return None
