@@ -165,7 +165,7 @@ def _jpeg(patient: FakePatient, target: Path) -> Path:
     exif = {
         "0th": {
             piexif.ImageIFD.Artist: patient.physician.replace("^", " ").encode(),
-            piexif.ImageIFD.ImageDescription: f"Wound photo of {patient.full_name}".encode(),
+            piexif.ImageIFD.ImageDescription: f"Clinical photo of {patient.full_name}".encode(),
             piexif.ImageIFD.DateTime: stamp.encode(),
         },
         "Exif": {
@@ -314,12 +314,9 @@ def build_source(
         ct_file = _dicom("CT_small.dcm", patient, 1, ct / "CT_small.dcm")
         written.append(ct_file)
         second = _dicom("CT_small.dcm", patient, 2, ct / "series2" / "x.dcm")
-        members = [
-            ("series/IMG0001.dcm", ct_file.read_bytes()),
-            ("series/IMG0002.dcm", second.read_bytes()),
-        ]
+        members = [("IMG0001", ct_file.read_bytes()), ("IMG0002", second.read_bytes())]
         shutil.rmtree(ct / "series2")
-        written.append(_zip(members, ct / "ct_series.dicom.zip"))
+        written.append(_zip(members, ct / "ct_images.dicom.zip"))
         mr = session / "mr"
         _sidecar(mr, {"label": "MR brain"})
         written.append(_dicom("MR_small.dcm", patient, 3, mr / "MR_small.dcm"))
