@@ -56,13 +56,13 @@ def sensitive_kind(action: str, name: str, value: str = "") -> str:
         return "datetime"
     if action == "hashuid":
         return "uid"
-    if action == "hash":
-        return "id"
     if action == "jitter":
         return "other"
     lowered = name.lower()
     if any(hint in lowered for hint in _NAME_HINTS):
-        return "name"
+        return "name"  # a hashed name is still a name: the scan then also looks for its parts
+    if action == "hash":
+        return "id"
     if "date" in lowered or "time" in lowered:
         return "datetime" if re.search(r"\d[:T ]\d", value) else "date"
     return "text"
