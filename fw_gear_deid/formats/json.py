@@ -196,14 +196,18 @@ class JsonHandler(RuleHandler):
         document, style, bom = self._load(src, source)
         outcome = DeidOutcome(output_name=src.name)
         rec = Recorder(outcome, preview=dst is None)
-        for rule in self.rules:
-            self._apply(document, rule, ctx, rec, source)
-        outcome.output_name = self.output_name(
-            src, ctx, rec, lambda name: self._lookup(document, name)
-        )
+        try:
+            for rule in self.rules:
+                self._apply(document, rule, ctx, rec, source)
+            outcome.output_name = self.output_name(
+                src, ctx, rec, lambda name: self._lookup(document, name)
+            )
+            text = dumps(document, style) if dst is not None else ""
+        except RecursionError as exc:  # nesting json.loads accepted but our walk cannot follow
+            raise MalformedFileError(source, "JSON nested too deeply") from exc
         if dst is not None:
             with output_file(dst) as out:
-                out.write(bom + dumps(document, style).encode("utf-8"))  # type: ignore[union-attr]
+                out.write(bom + text.encode("utf-8"))  # type: ignore[union-attr]
         return outcome
 
     def _lookup(self, document: Any, name: str) -> str | None:

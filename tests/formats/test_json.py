@@ -107,3 +107,11 @@ def test_invalid_json_and_duplicate_keys_are_malformed(tmp_path, ctx, text):
     with pytest.raises(MalformedFileError, match="JSON"):
         run(tmp_path, {}, ctx, text=text)
     assert not (tmp_path / "out.json").exists()
+
+
+def test_deeply_nested_json_is_a_clean_error_or_works(tmp_path, ctx):
+    depth = 5000
+    text = '{"a": ' * depth + "1" + "}" * depth
+    with pytest.raises(MalformedFileError, match="JSON"):
+        run(tmp_path, {"fields": [{"regex": ".*x", "remove": True}]}, ctx, text=text)
+    assert not (tmp_path / "out.json").exists()
