@@ -272,6 +272,11 @@ class RuleHandler(FormatHandler):
             return sanitize_output_name(render_output(rule["output"], values, source), source)
         raise UnsupportedFileError(source, "no filenames input-regex matches the file name")
 
+    def record_value(self, path: Path, name: str) -> str | None:
+        """The value of field ``name`` in a (de-identified) file, for ``filenames`` variables of an
+        enclosing archive (Flywheel reads them from the first member). None: no such field."""
+        return None
+
     def describe(self) -> list[str]:
         lines = [f"{self.section_name}: {rule.describe()}" for rule in self.rules]
         return lines or [f"{self.section_name}: no field rules"]

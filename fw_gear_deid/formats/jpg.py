@@ -466,6 +466,13 @@ class JpgHandler(RuleHandler):
             rec.change(f"EXIF.{ifd.kind}.thumbnail", "remove metadata", sensitive=False)
         return bytes(extended)
 
+    def record_value(self, path: Path, name: str) -> str | None:
+        for segment in parse_jpeg(path.read_bytes())[0]:
+            if segment.kind() == "exif":
+                blob = segment.payload[len(EXIF_HEADER) :]
+                return lookup_tag(read_tiff(io.BytesIO(blob), len(blob), ("0th", "1st")), name)
+        return None
+
     def text_values(self, path: Path) -> Iterator[tuple[str, str]]:
         yield "filename", path.name
         segments, trailer = parse_jpeg(path.read_bytes())

@@ -313,6 +313,9 @@ class JsonHandler(RuleHandler):
         node[parts[-1]] = value
         rec.change(str(rule.name), "replace-with", None, leaf_text(value) or "", sensitive=False)
 
+    def record_value(self, path: Path, name: str) -> str | None:
+        return self._lookup(loads(path.read_bytes().decode("utf-8-sig")), name)
+
     def text_values(self, path: Path) -> Iterator[tuple[str, str]]:
         yield "filename", path.name
         document = loads(path.read_bytes().decode("utf-8-sig"))

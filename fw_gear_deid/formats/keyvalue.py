@@ -177,6 +177,12 @@ class KeyValueHandler(RuleHandler):
         text = "" if value is REMOVED else str(value)
         return Line("", ending, key, delimiter, text)
 
+    def record_value(self, path: Path, name: str) -> str | None:
+        for line in self.parse(path.read_bytes().decode(self.encoding), path.name):
+            if line.key is not None and line.key.strip() == name:
+                return line.value
+        return None
+
     def text_values(self, path: Path) -> Iterator[tuple[str, str]]:
         yield "filename", path.name
         text = path.read_bytes().decode(self.encoding)

@@ -331,6 +331,12 @@ class PngHandler(RuleHandler):
         if out is not None:
             out.write(_chunk_bytes(*chunk.encode()))
 
+    def record_value(self, path: Path, name: str) -> str | None:
+        for inner, text in self.text_values(path):
+            if inner.partition(".")[2] == name and inner.split(".")[0] in TEXT_CHUNKS:
+                return text
+        return None
+
     def text_values(self, path: Path) -> Iterator[tuple[str, str]]:
         yield "filename", path.name
         with open(path, "rb") as stream:

@@ -134,6 +134,10 @@ class TiffHandler(RuleHandler):
                         raise MalformedFileError(source, f"cannot be rewritten: {exc}") from exc
         return outcome
 
+    def record_value(self, path: Path, name: str) -> str | None:
+        with open(path, "rb") as stream:
+            return lookup_tag(read_tiff(stream, path.stat().st_size, ("page",)), name)
+
     def text_values(self, path: Path) -> Iterator[tuple[str, str]]:
         yield "filename", path.name
         with open(path, "rb") as stream:

@@ -295,6 +295,9 @@ class XmlHandler(RuleHandler):
             for name, value in element.attrib.items():
                 yield f"{path}/@{name}", value
 
+    def record_value(self, path: Path, name: str) -> str | None:
+        return self._lookup(parse_safely(path.read_bytes(), path.name), name)
+
     def text_values(self, path: Path) -> Iterator[tuple[str, str]]:
         yield "filename", path.name
         data = path.read_bytes()

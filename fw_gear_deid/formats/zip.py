@@ -88,6 +88,23 @@ def check_member(info: zipfile.ZipInfo, limits: ZipLimits) -> str | None:
     return None
 
 
+def member_value(handler: FormatHandler, path: Path, name: str) -> str | None:
+    """A field of a de-identified member (its handler's ``record_value``; DICOM keywords read
+    with pydicom when the DICOM handler offers none)."""
+    reader = getattr(handler, "record_value", None)
+    value = reader(path, name) if reader is not None else None
+    if value is None and handler.section_name == "dicom":
+        import pydicom
+
+        try:
+            dataset = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=[name])
+        except (pydicom.errors.InvalidDicomError, OSError, ValueError, KeyError):
+            return None
+        element = dataset.get(name)
+        value = None if element is None else str(element)
+    return value
+
+
 class ZipHandler(RuleHandler):
     section_name = "zip"
     default_filters = ("*.zip", "*.ZIP", "*.Zip")
@@ -161,9 +178,6 @@ class ZipHandler(RuleHandler):
             with zipfile.ZipFile(src) as archive:
                 infos = self._infos(archive, source)
                 comment = self._comment(archive.comment, ctx, rec, source)
-                outcome.output_name = self.output_name(
-                    src, ctx, rec, {"comment": comment.decode("utf-8", "replace")}.get
-                )
                 with (
                     tempfile.TemporaryDirectory(prefix="deid-zip-") as tmp,
                     output_file(dst) as raw_out,
@@ -174,12 +188,24 @@ class ZipHandler(RuleHandler):
                         else None
                     )
                     try:
-                        self._members(archive, infos, out, Path(tmp), ctx, outcome, rec, source)
+                        first = self._members(
+                            archive, infos, out, Path(tmp), ctx, outcome, rec, source
+                        )
                         if out is not None:
                             out.comment = comment
                     finally:
                         if out is not None:
                             out.close()
+                    text = comment.decode("utf-8", "replace")
+
+                    def lookup(name: str) -> str | None:
+                        # the archive record first, then the first member's de-identified record
+                        # (Flywheel: "{PatientID}.zip" names a DICOM series by its output)
+                        if name == "comment":
+                            return text
+                        return member_value(*first, name) if first else None
+
+                    outcome.output_name = self.output_name(src, ctx, rec, lookup)
         except zipfile.BadZipFile as exc:
             raise MalformedFileError(source, f"not a readable zip archive: {exc}") from exc
         except (
@@ -223,8 +249,11 @@ class ZipHandler(RuleHandler):
         outcome: DeidOutcome,
         rec: Recorder,
         source: str,
-    ) -> None:
+    ) -> tuple[FormatHandler, Path] | None:
+        """De-identify every member into ``out``; returns the first member's handler and its
+        output (kept in ``tmp``) for archive ``filenames`` variables."""
         written: set[str] = set()
+        first: tuple[FormatHandler, Path] | None = None
         validate = self.section.get("validate-zip-members", True)
         for index, info in enumerate(infos):
             # "./a" and "a//b" name the same place as "a" and "a/b"
@@ -271,8 +300,15 @@ class ZipHandler(RuleHandler):
             outcome.members[target] = member
             if out is not None and member_dst is not None:
                 self._add(out, info, member_dst, target)
+            if first is None and self.section.get("filenames"):
+                if member_dst is None:  # preview: the record is read from a scratch output
+                    member_dst = tmp / f"out-{index}"
+                    handler.deidentify(member_src, member_dst, member_ctx)
+                first = (handler, member_dst)
+            elif member_dst is not None:
                 member_dst.unlink()
             member_src.unlink()
+        return first
 
     @staticmethod
     def _add(out: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path, target: str) -> None:

@@ -207,3 +207,33 @@ def test_dicom_zip_members_go_through_the_dicom_section(tmp_path, ctx, ct_small)
     assert "CompressedSamples^CT1" in {
         s.value for m in outcome.members.values() for s in m.sensitive
     }
+
+
+def test_archive_name_may_use_the_first_members_deidentified_record(tmp_path, ctx):
+    profile = {
+        "json": {"fields": [{"name": "subject", "hash": True}]},
+        "zip": {"filenames": [{"input-regex": r".*\.zip$", "output": "{subject}.zip"}]},
+    }
+    src = zip_with(
+        tmp_path / "Jane_Doe.zip",
+        {"a.json": b'{"subject": "Jane Doe"}', "b.json": b'{"subject": "x"}'},
+    )
+    expected = f"{ctx.keys.pseudonym('Jane Doe', 16)}.zip"
+    dst, outcome = run(zip_handler(profile), src, ctx)
+    assert outcome.output_name == expected  # the de-identified value, never the source's
+    assert zipfile.ZipFile(dst).namelist() == ["a.json", "b.json"]
+    assert zip_handler(profile).deidentify(src, None, named(ctx, src.name)).output_name == expected
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Jane_Doe.zip", "out-Jane_Doe.zip"]
+
+
+def test_member_value_reads_dicom_keywords_when_the_dicom_handler_offers_none(tmp_path, ct_small):
+    from fw_gear_deid.formats.zip import member_value
+
+    class StandInDicom:  # only what member_value looks at
+        section_name = "dicom"
+
+    assert member_value(StandInDicom(), ct_small, "PatientID") == "1CT1"
+    assert member_value(StandInDicom(), ct_small, "NotAKeyword") is None
+    garbage = tmp_path / "x.dcm"
+    garbage.write_bytes(b"not dicom")
+    assert member_value(StandInDicom(), garbage, "PatientID") is None
