@@ -248,6 +248,8 @@ class PngHandler(RuleHandler):
                     out.write(SIGNATURE)
                 for chunk_type, length in reader:
                     self._chunk(reader, chunk_type, length, out, ctx, rec, texts, source)
+                if stream.read(1):  # bytes appended after IEND (a known hiding place): dropped
+                    rec.change("trailer", "remove", "data after IEND", None, sensitive=False)
                 outcome.output_name = self.output_name(src, ctx, rec, texts.get)
         except (ValueError, OSError, IndexError, zlib.error, struct.error) as exc:
             raise MalformedFileError(source, f"not a readable PNG: {exc}") from exc

@@ -108,3 +108,14 @@ def test_apng_animation_chunks_are_not_private(tmp_path, ctx):
     dst = tmp_path / "out.png"
     PngHandler({"remove-private-chunks": True}).deidentify(src, dst, named(ctx, src.name))
     assert dst.read_bytes() == src.read_bytes()
+
+
+def test_data_appended_after_iend_is_dropped(tmp_path, ctx):
+    src = build_png(tmp_path / "scan.png")
+    clean = tmp_path / "clean.png"
+    PngHandler({}).deidentify(src, clean, named(ctx, src.name))
+    src.write_bytes(src.read_bytes() + b"appended Jane Q Doe")
+    dst = tmp_path / "out.png"
+    outcome = PngHandler({}).deidentify(src, dst, named(ctx, src.name))
+    assert dst.read_bytes() == clean.read_bytes()
+    assert "trailer" in {c.path for c in outcome.changes}
