@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pydicom import dcmread
+from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
@@ -57,19 +58,40 @@ class DicomText:
     keyword: str
     text: str
     binary: bool = False
+    private: bool = False
 
 
-def _walk(dataset: Dataset, prefix: str, depth: int) -> Iterator[DicomText]:
+#: VRs whose values pydicom gives as bytes (or that hold items): what the handler may not decode.
+_BYTES_OR_ITEMS_VRS = frozenset(
+    {"SQ", "OB", "UN", "OW", "OB or OW", "US or OW", "OF", "OD", "OL", "OV"}
+)
+
+
+def _raw_vr(dataset: Dataset, tag: int) -> str:
+    """The VR of an element without converting its value (implicit VR: from the dictionary)."""
+    raw = dataset.get_item(tag, keep_deferred=True)
+    vr = getattr(raw, "VR", None)
+    if vr is None:
+        try:
+            vr = dictionary_VR(tag)
+        except KeyError:
+            vr = "UN"  # unknown private element in implicit VR: bytes
+    return str(vr)
+
+
+def _walk(dataset: Dataset, prefix: str, depth: int, binary_only: bool) -> Iterator[DicomText]:
     if depth > MAX_DEPTH:
         raise _TooDeep
     for tag in list(dataset.keys()):
         if _is_pixel_like(BaseTag(tag)):
             continue  # checked before access: reading the element would load deferred pixels
+        if binary_only and _raw_vr(dataset, tag) not in _BYTES_OR_ITEMS_VRS:
+            continue  # text the handler reads anyway: not even converted here
         elem = dataset[tag]
         path = f"{prefix}{tag_path(elem.tag)}"
         if elem.VR == "SQ" and isinstance(elem.value, Sequence):
             for i, item in enumerate(elem.value):
-                yield from _walk(item, f"{path}[{i}].", depth + 1)
+                yield from _walk(item, f"{path}[{i}].", depth + 1, binary_only)
             continue
         value = elem.value
         if value is None:
@@ -78,62 +100,87 @@ def _walk(dataset: Dataset, prefix: str, depth: int) -> Iterator[DicomText]:
         if isinstance(value, bytes | bytearray):
             if elem.VR in _BINARY_VRS or elem.tag.is_private:
                 for run in printable_runs(bytes(value)):
-                    yield DicomText(path, str(elem.VR), keyword, run, binary=True)
+                    yield DicomText(path, str(elem.VR), keyword, run, True, elem.tag.is_private)
+            continue
+        if binary_only:
             continue
         if isinstance(value, list | tuple | MultiValue):
             text = "\\".join(str(v) for v in value)
         else:
             text = str(value)
-        yield DicomText(path, str(elem.VR), keyword, text)
+        yield DicomText(path, str(elem.VR), keyword, text, False, elem.tag.is_private)
+
+
+class DicomReader:
+    """One read of a DICOM output for the gate: its elements, and where its pixel data lies."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._dataset: Dataset | None = None
+
+    def _read(self) -> Dataset:
+        if self._dataset is None:
+            # pydicom raises many types on hostile input (NotImplementedError for an unknown VR,
+            # KeyError, struct.error...): all of them mean "cannot be scanned", i.e. a block
+            try:
+                self._dataset = dcmread(self.path, defer_size="1 MB", force=True)
+            except Exception as error:
+                raise MalformedFileError(
+                    self.path.name, f"not readable as DICOM ({type(error).__name__})"
+                ) from None
+        return self._dataset
+
+    def elements(self, binary_only: bool = False) -> Iterator[DicomText]:
+        """Every element (file meta included, sequences at any depth) as text; with
+        ``binary_only`` just the byte values (private blobs), as a handler's backup.
+
+        Raises :class:`MalformedFileError` when the file cannot be read as DICOM.
+        """
+        dataset = self._read()
+        try:
+            if dataset.file_meta is not None:
+                yield from _walk(dataset.file_meta, "", 0, binary_only)
+            yield from _walk(dataset, "", 0, binary_only)
+        except (RecursionError, _TooDeep):
+            raise MalformedFileError(
+                self.path.name, f"sequences nested deeper than {MAX_DEPTH}"
+            ) from None
+        except Exception as error:
+            raise MalformedFileError(
+                self.path.name, f"element unreadable ({type(error).__name__})"
+            ) from None
+
+    def pixel_range(self) -> tuple[int, int] | None:
+        """Byte range of the top-level pixel data value (to the end of the file for encapsulated
+        data), or None; found without loading the pixels."""
+        try:
+            dataset = self._read()
+            for tag in (0x7FE00010, 0x7FE00008, 0x7FE00009):
+                raw = dataset.get_item(tag, keep_deferred=True)
+                if raw is not None and getattr(raw, "value_tell", None) is not None:
+                    start, length = raw.value_tell, raw.length
+                    size = self.path.stat().st_size
+                    end = size if length in (None, 0xFFFFFFFF) else min(size, start + length)
+                    return start, end
+        except Exception:  # the backstop then reads the whole file: safe, only slower
+            return None
+        return None
 
 
 def dicom_elements(path: Path) -> Iterator[DicomText]:
-    """Every element of a DICOM file (file meta included, sequences at any depth) as text.
-
-    Raises :class:`MalformedFileError` when the file cannot be read as DICOM.
-    """
-    # pydicom raises many types on hostile input (NotImplementedError for an unknown VR, KeyError,
-    # struct.error...): all of them mean "cannot be scanned", which the gate turns into a block
-    try:
-        dataset = dcmread(path, defer_size="1 MB", force=True)
-    except Exception as error:
-        raise MalformedFileError(
-            path.name, f"not readable as DICOM ({type(error).__name__})"
-        ) from None
-    try:
-        if dataset.file_meta is not None:
-            yield from _walk(dataset.file_meta, "", 0)
-        yield from _walk(dataset, "", 0)
-    except (RecursionError, _TooDeep):
-        raise MalformedFileError(path.name, f"sequences nested deeper than {MAX_DEPTH}") from None
-    except Exception as error:
-        raise MalformedFileError(
-            path.name, f"element unreadable ({type(error).__name__})"
-        ) from None
+    """Every element of a DICOM file as text (see :meth:`DicomReader.elements`)."""
+    return DicomReader(path).elements()
 
 
 def dicom_texts(path: Path) -> Iterator[tuple[str, str]]:
-    """``(element path, text)`` for every element of a DICOM file (see :func:`dicom_elements`)."""
+    """``(element path, text)`` for every element of a DICOM file."""
     for element in dicom_elements(path):
         yield element.path, element.text
 
 
 def pixel_data_range(path: Path) -> tuple[int, int] | None:
-    """Byte range of the top-level pixel data value (to the end of the file for encapsulated data),
-    or None; read without loading the pixels."""
-    try:
-        dataset = dcmread(path, defer_size=1024, force=True)
-        for tag in (0x7FE00010, 0x7FE00008, 0x7FE00009):
-            raw = dataset.get_item(tag, keep_deferred=True)
-            if raw is not None and getattr(raw, "value_tell", None) is not None:
-                start = raw.value_tell
-                length = raw.length
-                size = path.stat().st_size
-                end = size if length in (None, 0xFFFFFFFF) else min(size, start + length)
-                return start, end
-    except Exception:  # the backstop then reads the whole file: safe, only slower
-        return None
-    return None
+    """See :meth:`DicomReader.pixel_range`."""
+    return DicomReader(path).pixel_range()
 
 
 def looks_like_dicom(path: Path) -> bool:

@@ -10,13 +10,14 @@ themselves contain a sensitive value are redacted.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from fw_gear_deid.check._dicom import dicom_texts, looks_like_dicom, pixel_data_range
+from fw_gear_deid.check._dicom import DicomReader, looks_like_dicom
 from fw_gear_deid.check._raw import RawScanner
 from fw_gear_deid.check._text import (
     CAMEL,
@@ -44,6 +45,17 @@ from fw_gear_deid.check.matchers import (
 from fw_gear_deid.errors import ResidualPHIError
 
 log = logging.getLogger(__name__)
+
+#: Attributes that identify a coding scheme or an SR structure, not a person: a removed code
+#: sequence's CodingSchemeUID is the same public UID as in every kept one. (CodeValue and CodeMeaning
+#: are not here: in a person identification code sequence they name the person.)
+_TERMINOLOGY_PATH = re.compile(
+    r"(?:^|[.\]])(?:CodingScheme(?:Designator|Version|UID|Name|ResponsibleOrganization|"
+    r"ResourcesSequence|Type)|Context(?:Identifier|UID|GroupVersion|GroupLocalVersion|"
+    r"GroupExtensionFlag|GroupExtensionCreatorUID)|MappingResource(?:UID|Name)?|ValueType|"
+    r"RelationshipType|\(0008,01(?:02|03|05|06|07|0B|0C|0D|0F|15|16|17|18|2[2-9])\)|"
+    r"\(0040,A0(?:40|10)\))$"
+)
 
 #: What replaces a sensitive value found inside a hit's path.
 REDACTED = "[redacted]"
@@ -106,7 +118,11 @@ class ResidualGate:
             OtherMatcher(self.index, self.policy),
         ]
         by_kind = {kind: m for m in self.matchers for kind in m.kinds}
+        paths: set[str] = set()
         for item in sensitive:
+            paths.add(str(getattr(item, "path", "")))
+            if _TERMINOLOGY_PATH.search(str(getattr(item, "path", ""))):
+                continue  # names a vocabulary (SNOMED, DCM...), never a person
             kind, value = str(item.kind), item.value
             if isinstance(value, bytes | bytearray):
                 value = bytes(value).decode("latin-1")
@@ -117,6 +133,8 @@ class ResidualGate:
                 matcher.add(kind, str(value), str(getattr(item, "path", "")))
             else:
                 matcher.add(kind, str(value))
+        #: element paths the handler removed or replaced: every other element was left untouched
+        self._sensitive_paths = frozenset(paths)
         self._raw = RawScanner(self.index.raw, self.index.uids) if raw_backstop else None
         # the quick pre-check: every single-token needle and the longest token of every phrase (a
         # phrase cannot match without it); short numbers also zero-padded, as in raw text
@@ -158,33 +176,33 @@ class ResidualGate:
             return True
         return bool(self.index.uids) and any(r in self.index.uids for r in UID_RUN.findall(text))
 
-    def _find(self, text: str) -> dict[str, list[tuple[int, int]]]:
-        """kind -> spans (in the NFKC text) of every needle found in ``text``."""
-        found: dict[str, list[tuple[int, int]]] = {}
+    def _find(self, text: str) -> dict[str, list[tuple[int, int, object]]]:
+        """kind -> ``(start, end, needle)`` (spans in the NFKC text) of every needle in ``text``."""
+        found: dict[str, list[tuple[int, int, object]]] = {}
         index = self.index
         if text.isascii() and not index.cjk and not self._could_match(text):
             return found
         tokens = tokenize(text)
         for token, start, end in tokens.units:
             for kind in index.tokens.get(token, ()):
-                found.setdefault(kind, []).append((start, end))
+                found.setdefault(kind, []).append((start, end, token))
         seq = tokens.seq
         for i, token in enumerate(seq):
             for phrase, kind in index.phrases.get(token, ()):
                 if tuple(seq[i : i + len(phrase)]) == phrase:
-                    span = (tokens.spans[i][0], tokens.spans[i + len(phrase) - 1][1])
-                    found.setdefault(kind, []).append(span)
+                    end = tokens.spans[i + len(phrase) - 1][1]
+                    found.setdefault(kind, []).append((tokens.spans[i][0], end, phrase))
         if index.uids:
             for run in UID_RUN.finditer(tokens.text):
                 for kind in index.uids.get(run.group(), ()):
-                    found.setdefault(kind, []).append(run.span())
+                    found.setdefault(kind, []).append((*run.span(), run.group()))
         if index.cjk:
             folded = tokens.text.casefold()
             for needle, kinds in index.cjk.items():
                 at = folded.find(needle)
                 if at != -1:
                     for kind in kinds:
-                        found.setdefault(kind, []).append((at, at + len(needle)))
+                        found.setdefault(kind, []).append((at, at + len(needle), needle))
         return found
 
     def kinds_in(self, text: str) -> set[str]:
@@ -194,7 +212,9 @@ class ResidualGate:
     def redact(self, text: str) -> str:
         """``text`` with every sensitive value found in it replaced by ``[redacted]``: makes a path
         (a JSON key, an archive member name) safe to put in a report."""
-        spans = sorted(span for spans in self._find(text).values() for span in spans)
+        spans = sorted(
+            (start, end) for found in self._find(text).values() for start, end, _ in found
+        )
         if not spans:
             return text
         normalized = tokenize(text).text
@@ -221,6 +241,7 @@ class ResidualGate:
         return [Hit(safe_path, kind) for kind in sorted(kinds)]
 
     def scan_values(self, values: Iterable[tuple[str, str]]) -> list[Hit]:
+        """Hits of ``(path, text)`` values (container metadata and the like: every hit counts)."""
         hits: dict[Hit, None] = {}
         for path, text in values:
             if text is None:
@@ -230,27 +251,40 @@ class ResidualGate:
         return list(hits)
 
     # -- files ------------------------------------------------------------------------------------
-    def scan_file(self, handler: Any, path: Path) -> list[Hit]:
+    def scan_file(self, handler: Any, path: Path, *, dicom: bool | None = None) -> list[Hit]:
         """Every hit in one output file: the handler's text values, for DICOM an independent walk of
         every element (private OB/UN blobs as printable runs), and the raw-bytes backstop.
 
+        Names, IDs, dates and UIDs are reported wherever they are. A free-text word (kinds ``text``,
+        ``address``, ``other``) found in an element the profile did not touch was kept there by the
+        profile, so it is not a leak, and the same word found elsewhere is not reported either.
         An output the scan cannot read yields a single ``unscannable`` hit: it blocks, fail closed.
         """
         path = Path(path)
         if not self:
             return []
-        hits: dict[Hit, None] = {}
+        scan = _FileScan(self)
+        if dicom is None:  # the DICOM walk: for the DICOM handler's outputs and DICM files
+            dicom = getattr(handler, "section_name", None) == "dicom" or looks_like_dicom(path)
+        is_dicom = dicom
         # readers are called inside the try: a handler may fail on the call or while iterating
-        readers: list[tuple[str, Callable[[], Iterable[tuple[str, str]]]]] = []
+        readers: list[tuple[str, Callable[[], None]]] = []
         if handler is not None:
-            readers.append(("handler", lambda: handler.text_values(path)))
-        is_dicom = (getattr(handler, "section_name", None) == "dicom") or looks_like_dicom(path)
-        if is_dicom:
-            readers.append(("dicom", lambda: dicom_texts(path)))
-        for name, reader in readers:
+            readers.append(("handler", lambda: scan.feed_all(handler.text_values(path))))
+        reader = DicomReader(path) if is_dicom else None
+        if reader is not None:
+            # the DICOM walk is the primary reader without a handler; with one, a second reader for
+            # what a handler may not decode (binary values such as private vendor blobs)
+            primary = handler is None
+            readers.append(
+                (
+                    "dicom",
+                    lambda: scan.feed_dicom(reader.elements(binary_only=not primary), primary),
+                )
+            )
+        for name, read in readers:
             try:
-                for hit in self.scan_values(reader()):
-                    hits.setdefault(hit)
+                read()
             except Exception as error:  # any failure blocks the file (fail closed)
                 log.warning(
                     "residual-PHI scan of %s could not read it (%s: %s); blocking it",
@@ -258,18 +292,18 @@ class ResidualGate:
                     name,
                     type(error).__name__,
                 )
-                hits.setdefault(Hit(f"({name} reader)", UNSCANNABLE))
+                scan.add(Hit(f"({name} reader)", UNSCANNABLE))
         if self._raw:
-            skip = pixel_data_range(path) if is_dicom else None
+            skip = reader.pixel_range() if reader is not None else None
             try:
                 for offset, kind in self._raw.scan(path, skip):
-                    hits.setdefault(Hit(f"raw bytes @{offset}", kind))
+                    scan.add(Hit(f"raw bytes @{offset}", kind))
             except OSError as error:
                 log.warning(
                     "raw scan of %s failed (%s); blocking it", path.name, type(error).__name__
                 )
-                hits.setdefault(Hit("(raw bytes)", UNSCANNABLE))
-        return list(hits)
+                scan.add(Hit("(raw bytes)", UNSCANNABLE))
+        return scan.result()
 
     def scan_name(self, name: str) -> list[Hit]:
         """Hits in an output file name (``filenames`` rules, a DICOM renamed after a kept value).
@@ -292,6 +326,60 @@ class ResidualGate:
         """Hits in a destination container's metadata (label, info, tags, subject fields...), walked
         recursively; keys are scanned as well as values (an info key can be a name)."""
         return self.scan_values(_walk_metadata(container_kind, metadata, 0))
+
+
+#: Kinds that are identifying wherever they appear; the others are words of free text.
+STRONG_KINDS = frozenset({"name", "id", "date", "datetime", "uid"})
+
+
+class _FileScan:
+    """Hits of one output file, with the kept-word rule for free text (see ``scan_file``)."""
+
+    def __init__(self, gate: ResidualGate):
+        self.gate = gate
+        self.hits: dict[Hit, None] = {}
+        #: free-text needles seen in elements the profile did not touch (kept by design)
+        self.kept: set[object] = set()
+        self.weak: list[tuple[Hit, set[object]]] = []
+
+    def add(self, hit: Hit) -> None:
+        self.hits.setdefault(hit)
+
+    def feed(self, path: str, text: str, *, touched: bool, weak_ok: bool = True) -> None:
+        found = self.gate._find(text)
+        if not found:
+            return
+        safe_path = self.gate.redact(path)
+        for kind, matches in sorted(found.items()):
+            if kind in STRONG_KINDS:
+                self.add(Hit(safe_path, kind))
+                continue
+            needles = {needle for _, _, needle in matches}
+            if not touched:
+                self.kept |= needles
+            elif weak_ok:
+                self.weak.append((Hit(safe_path, kind), needles))
+
+    def feed_all(self, values: Iterable[tuple[str, str]]) -> None:
+        changed = self.gate._sensitive_paths
+        for element_path, text in values:
+            if text is not None:
+                self.feed(str(element_path), str(text), touched=str(element_path) in changed)
+
+    def feed_dicom(self, elements: Iterable[Any], primary: bool) -> None:
+        changed = self.gate._sensitive_paths
+        for element in elements:
+            # vendor blobs repeat removed descriptions (a Siemens CSA header holds the protocol
+            # name): only names, IDs, dates and UIDs count there. With a handler, this walk only
+            # backs it up for those kinds; the handler's reading decides about free text.
+            touched = primary and not element.binary and element.path in changed
+            self.feed(element.path, element.text, touched=touched, weak_ok=primary)
+
+    def result(self) -> list[Hit]:
+        for hit, needles in self.weak:
+            if not needles <= self.kept:
+                self.add(hit)
+        return list(self.hits)
 
 
 _MAX_METADATA_DEPTH = 100

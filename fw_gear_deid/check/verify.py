@@ -302,14 +302,18 @@ class Verifier:
                 with open(src_path, "rb") as stream:
                     head = stream.read(4096)
                 handler = self.handlers.match(src_entry.name, head)
+                is_dicom: bool | None = None
                 if looks_like_dicom(Path(src_path)) or (
                     handler is not None and handler.section_name == "dicom"
                 ):
+                    # the gate's own DICOM walk is the reader here: its element paths are the
+                    # ones the source values were compared by (kept words are judged per path)
                     sensitive += dicom_sensitive(Path(src_path), Path(dst_path))
+                    handler, is_dicom = None, True
                 elif handler is not None:
                     sensitive += handler_sensitive(handler, Path(src_path), Path(dst_path))
                 gate = ResidualGate(sensitive)
-                hits = gate.scan_file(handler, Path(dst_path))
+                hits = gate.scan_file(handler, Path(dst_path), dicom=is_dicom)
         except (DeidError, OSError) as error:
             reason = getattr(error, "reason", type(error).__name__)
             return FileFinding(display, problem=f"cannot be compared with its source ({reason})")

@@ -272,3 +272,21 @@ def test_hash_pseudonyms_are_not_split_into_chance_words() -> None:
     assert gate.kinds_in("deb-41") == {"name"}
     # a hex-looking ID is still found whole
     assert gate_of(("id", "3f7deb41ada09c2e")).kinds_in("3F7DEB41ADA09C2E") == {"id"}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "VerifyingObserverSequence.0.VerifyingObserverIdentificationCodeSequence.0.CodingSchemeUID",
+        "(0040,A073)[0].(0040,A088)[0].(0008,010C)",
+        "ContentSequence.0.ConceptNameCodeSequence.0.CodingSchemeDesignator",
+    ],
+)
+def test_coding_scheme_attributes_name_vocabularies_not_people(path: str) -> None:
+    assert not ResidualGate([SensitiveValue("uid", "1.2.276.0.7230010.3.0.0.1", path)])
+
+
+def test_code_values_of_removed_sequences_are_still_searched() -> None:
+    # in a person identification code sequence the code meaning is the person's name
+    gate = ResidualGate([SensitiveValue("name", "HAWKINS^JOHN", "X.0.Y.0.CodeMeaning")])
+    assert gate.kinds_in("hawkins") == {"name"}

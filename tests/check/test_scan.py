@@ -257,3 +257,42 @@ def test_a_handler_failing_on_the_call_blocks_too(tmp_path: Path, gate: Residual
 def test_bytes_values_are_searched_as_latin1(tmp_path: Path) -> None:
     gate = ResidualGate([SensitiveValue("name", b"M\xfcller^Hans", "PatientName")])  # type: ignore[arg-type]
     assert gate.kinds_in("Müller") == {"name"}
+
+
+def test_free_text_words_kept_by_the_profile_elsewhere_are_not_leaks(tmp_path: Path) -> None:
+    # the profile removed a comment (line[1]) whose word 'Springfield' it keeps untouched in line[2]
+    gate = ResidualGate(
+        [
+            SensitiveValue("text", "transferred from Springfield", "line[1]"),
+            SensitiveValue("name", "SIMPSON^HOMER", "line[3]"),
+        ]
+    )
+    out = tmp_path / "out.txt"
+    out.write_text("[removed]\nSpringfield General\nANON\nsimpson\n")
+    assert gate.scan_file(LinesHandler({}), out) == [Hit("line[4]", "name")]
+
+
+def test_free_text_words_left_in_a_changed_element_are_leaks(tmp_path: Path) -> None:
+    # a regex-sub that missed part of the comment: the element was changed, the word survived
+    gate = ResidualGate([SensitiveValue("text", "transferred from Springfield", "line[1]")])
+    out = tmp_path / "out.txt"
+    out.write_text("transferred from Springfield [edited]\nother\n")
+    assert gate.scan_file(LinesHandler({}), out) == [Hit("line[1]", "text")]
+
+
+def test_free_text_words_in_a_vendor_blob_are_not_leaks_names_are(tmp_path: Path) -> None:
+    # a Siemens CSA header repeats the protocol name that the profile removed from ProtocolName
+    gate = ResidualGate(
+        [
+            SensitiveValue("text", "t1_mprage_sag_p2", "(0018,1030)"),
+            SensitiveValue("name", "SIMPSON^HOMER", "(0010,0010)"),
+        ]
+    )
+    ds = dataset(PatientName="ANON")
+    block = ds.private_block(0x0029, "SIEMENS CSA HEADER", create=True)
+    block.add_new(0x10, "OB", csa_blob("tProtocolName", "t1_mprage_sag_p2"))
+    out = write(ds, tmp_path / "out.dcm")
+    assert gate.scan_file(None, out) == []
+    block.add_new(0x20, "OB", csa_blob("operator", "homer"))
+    write(ds, out)
+    assert gate.scan_file(None, out) == [Hit("(0029,1020)", "name")]
