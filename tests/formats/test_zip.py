@@ -188,22 +188,40 @@ def test_preview_runs_members_and_writes_nothing(tmp_path, ctx):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.zip"]
 
 
-def test_dicom_zip_members_go_through_the_dicom_section(tmp_path, ctx, ct_small):
-    dicom = pytest.importorskip("fw_gear_deid.formats.dicom")
-    if not hasattr(dicom, "DicomHandler"):
-        pytest.skip("the DICOM handler is not in the tree yet")
-    profile = {"dicom": {"fields": [{"name": "PatientName", "replace-with": "ANON"}]}, "zip": {}}
-    src = zip_with(
-        tmp_path / "series.dicom.zip",
-        {"series/IM0001": ct_small.read_bytes(), "series/.DS_Store": b"x"},
-    )
-    dst, outcome = run(zip_handler(profile), src, ctx)
+def test_dicom_zip_members_go_through_the_dicom_section(tmp_path, ctx, ct_small, mr_small):
     import pydicom
 
+    profile = {
+        "dicom": {
+            "fields": [
+                {"name": "PatientName", "replace-with": "ANON"},
+                {"name": "PatientID", "hash": True},
+            ]
+        },
+        "zip": {
+            "filenames": [{"input-regex": r"^.+\.dicom\.zip$", "output": "{PatientID}.dicom.zip"}]
+        },
+    }
+    src = zip_with(
+        tmp_path / "series.dicom.zip",
+        {
+            "series/IM0001": ct_small.read_bytes(),
+            "series/IM0002": mr_small.read_bytes(),
+            "series/.DS_Store": b"x",
+        },
+    )
+    dst, outcome = run(zip_handler(profile), src, ctx)
     with zipfile.ZipFile(dst) as archive:
-        (name,) = archive.namelist()
-        with archive.open(name) as member:
-            assert str(pydicom.dcmread(member).PatientName) == "ANON"
+        names = archive.namelist()
+        assert len(names) == 2
+        assert all(name.startswith("series/") and name.endswith(".dcm") for name in names)
+        for name in names:
+            with archive.open(name) as member:
+                dataset = pydicom.dcmread(member)
+                assert str(dataset.PatientName) == "ANON"
+                patient_id = str(dataset.PatientID)
+    assert outcome.output_name == f"{patient_id}.dicom.zip"  # the first member's output value
+    assert patient_id != "1CT1"
     assert "CompressedSamples^CT1" in {
         s.value for m in outcome.members.values() for s in m.sensitive
     }
