@@ -137,3 +137,36 @@ def test_dicom_subject_label_equal_to_the_patient_id_is_blocked(tmp_path: Path) 
     write(dataset(PatientName=NAME, PatientID=PID, StudyDate=DATE), acq / "image.dcm")
     _, rows, dest = _export(tmp_path, project, DICOM_PROFILE)
     _assert_blocked(rows["image.dcm"], dest, "subject.label", "(id)")
+
+
+def test_turning_the_gate_off_is_explicit_logged_and_lets_the_leak_through(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The same incomplete profile with the check off: the leak is exported, and the log says so."""
+    import logging
+
+    from fw_gear_deid.export import ExportJob, run_export
+
+    _need("json")
+    project, acq = _source(tmp_path)
+    (acq / "leaky.json").write_text(json.dumps({"name": NAME, "notes": "called Homer back"}))
+    profile = {"name": "incomplete", "json": {"fields": [{"name": "name", "remove": True}]}}
+    (project / "deid_profile.yaml").write_text(yaml.safe_dump(profile))
+    with caplog.at_level(logging.WARNING):
+        result = run_export(
+            ExportJob(
+                source=str(project),
+                destination=str(tmp_path / "dest" / "group" / "deid"),
+                report_dir=tmp_path / "report",
+                profile_path=project / "deid_profile.yaml",
+                keys=Keys("planted-secret"),
+                residual_check=False,
+            ),
+            progress=False,
+        )
+    assert [row.state for row in result.rows] == ["exported"]
+    assert result.summary["residual_check"] is False
+    assert any(
+        "residual" in r.getMessage().lower() and r.levelno >= logging.WARNING
+        for r in caplog.records
+    )
