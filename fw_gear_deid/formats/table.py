@@ -123,9 +123,21 @@ class _TableHandler(RuleHandler):
     def _delimiter(self) -> str:
         return str(self.section.get("delimiter") or self.delimiter)
 
-    def _open(self, path: Path) -> TextIO:
-        # surrogateescape: any byte sequence reads and writes back unchanged, whatever the encoding
-        return open(path, encoding="utf-8", errors="surrogateescape", newline="")
+    @staticmethod
+    def _codec(path: Path) -> tuple[str, str]:
+        """(encoding, error handler) of a table: UTF-16 when it starts with a BOM (spreadsheet
+        exports), else UTF-8 with surrogateescape, so any byte sequence reads and writes back
+        unchanged whatever the real 8-bit encoding."""
+        with open(path, "rb") as stream:
+            head = stream.read(2)
+        if head == b"\xff\xfe":
+            return "utf-16-le", "strict"
+        if head == b"\xfe\xff":
+            return "utf-16-be", "strict"
+        return "utf-8", "surrogateescape"
+
+    def _open(self, path: Path, codec: tuple[str, str]) -> TextIO:
+        return open(path, encoding=codec[0], errors=codec[1], newline="")
 
     def _columns(self, header: Row) -> dict[int, list[Rule]]:
         names = [cell.value.lstrip("\ufeff") for cell in header.cells]
@@ -145,7 +157,8 @@ class _TableHandler(RuleHandler):
         outcome.output_name = self.output_name(src, ctx, rec)
         delimiter = self._delimiter()
         try:
-            with self._open(src) as stream, output_file(dst) as out:
+            codec = self._codec(src)
+            with self._open(src, codec) as stream, output_file(dst) as out:
                 rows = iter(Tokenizer(stream, delimiter, csv.field_size_limit()))
                 header = next(rows, None)
                 if header is None:
@@ -155,7 +168,7 @@ class _TableHandler(RuleHandler):
                 dropped = {i for i, rules in columns.items() if any(r.is_remove for r in rules)}
                 for index in sorted(dropped):
                     rec.change(names[index], "remove", sensitive=False)
-                self._write(out, self._without(header, dropped), delimiter)
+                self._write(out, self._without(header, dropped), delimiter, codec)
                 seen: set[tuple[str, str]] = set()
                 counts: dict[tuple[int, str], int] = {}
                 for row_number, row in enumerate(rows, start=1):
@@ -172,7 +185,7 @@ class _TableHandler(RuleHandler):
                         source,
                         delimiter,
                     )
-                    self._write(out, self._without(row, dropped), delimiter)
+                    self._write(out, self._without(row, dropped), delimiter, codec)
                 if not rec.preview:  # the report lists each column action once, no values
                     for index, action in counts:
                         rec.outcome.changes.append(_change(names[index], action))
@@ -189,9 +202,9 @@ class _TableHandler(RuleHandler):
         return Row([c for i, c in enumerate(row.cells) if i not in dropped], row.end, row.line)
 
     @staticmethod
-    def _write(out, row: Row, delimiter: str) -> None:
+    def _write(out, row: Row, delimiter: str, codec: tuple[str, str]) -> None:
         if out is not None:
-            out.write(render_row(row, delimiter).encode("utf-8", "surrogateescape"))
+            out.write(render_row(row, delimiter).encode(*codec))
 
     def _row(
         self,
@@ -255,7 +268,7 @@ class _TableHandler(RuleHandler):
 
     def text_values(self, path: Path) -> Iterator[tuple[str, str]]:
         yield "filename", path.name
-        with self._open(path) as stream:
+        with self._open(path, self._codec(path)) as stream:
             names: list[str] = []
             for number, row in enumerate(
                 Tokenizer(stream, self._delimiter(), csv.field_size_limit())

@@ -117,3 +117,24 @@ def test_handlers_pickle_with_their_siblings_after_use(tmp_path, ctx):
     clone = pickle.loads(pickle.dumps(csv_handler))
     assert clone.siblings.match("a.zip", b"").section_name == "zip"
     assert clone.deidentify(src, None, named(ctx, src.name)).sensitive[0].value == "M1"
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_utf16_spreadsheet_export_is_read_and_written_in_utf16(tmp_path, ctx, codec):
+    bom = "\ufeff".encode(codec)
+    data = bom + "id\tname\tcity\r\n007\tJane Doe\tZürich\r\n".encode(codec)
+    _src, dst, outcome = run(
+        TsvHandler({"fields": [{"name": "name", "remove": True}]}), tmp_path, data, ctx
+    )
+    assert dst.read_bytes() == bom + "id\tcity\r\n007\tZürich\r\n".encode(codec)
+    assert [s.value for s in outcome.sensitive] == ["Jane Doe"]
+
+
+def test_latin1_bytes_round_trip_unchanged(tmp_path, ctx):
+    data = "id,name,city\n1,Jöhn,Zürich\n".encode("latin-1")
+    _src, dst, _ = run(
+        CsvHandler({"fields": [{"name": "id", "hash": True}]}), tmp_path, data, ctx, "l.csv"
+    )
+    assert dst.read_bytes() == f"id,name,city\n{ctx.keys.pseudonym('1', 16)},Jöhn,Zürich\n".encode(
+        "latin-1"
+    )
