@@ -16,7 +16,7 @@ from typing import Any
 
 import pydicom._uid_dict
 from dateutil import relativedelta
-from pydicom.datadict import dictionary_VR, keyword_for_tag, private_dictionary_VR
+from pydicom.datadict import dictionary_VR, private_dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
@@ -32,6 +32,7 @@ from fw_gear_deid.formats.dicom._rules import (
     Step,
     compile_fields,
     display_path,
+    keyword_for_tag,
 )
 from fw_gear_deid.formats.dicom._values import (
     BINARY_VRS,
@@ -399,7 +400,7 @@ class DicomEngine:
                 continue
             if private:
                 if self.private_filter.removes(vr):
-                    self._remove(dataset, tag, path, "remove-private", state)
+                    self._remove(dataset, tag, path, "remove-private", state, vr)
                     continue
                 kept_blocks.add((tag >> 16, (tag & 0xFFFF) >> 8))
                 if vr == "SQ":
@@ -471,13 +472,22 @@ class DicomEngine:
                 continue
 
     def _remove(
-        self, dataset: Dataset, tag: int, path: Sequence[Step], action: str, state: FileState
+        self,
+        dataset: Dataset,
+        tag: int,
+        path: Sequence[Step],
+        action: str,
+        state: FileState,
+        vr: str | None = None,
     ) -> None:
-        try:
-            elem = self._element(dataset, tag)
-            vr, value = elem.VR, elem.value
-        except Exception:
-            vr, value = "UN", None
+        vr = vr or self._vr(dataset, tag, dataset.get_item(tag))
+        value = None
+        if vr not in BINARY_VRS or state.preview:  # binary blobs: nothing to list or show
+            try:
+                elem = self._element(dataset, tag)
+                vr, value = elem.VR, elem.value
+            except Exception:
+                vr, value = "UN", None
         if vr == "SQ":
             self._sensitive_subtree(dataset[tag], path, state)
             value = None
@@ -634,7 +644,7 @@ class DicomEngine:
         if action is None:
             action = self._catch_all(vr, mode)
         if action == P.REMOVE:
-            self._remove(dataset, tag, path, "preset:X", state)
+            self._remove(dataset, tag, path, "preset:X", state, vr)
             return
         if action == P.KEEP or action == P.REFERENCES:
             if vr == "SQ":

@@ -12,9 +12,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from pydicom.datadict import keyword_for_tag
+from pydicom.datadict import keyword_for_tag as _pydicom_keyword
 from pydicom.dataset import Dataset
 
 from fw_gear_deid.actions import FieldAction, compile_field_action
@@ -27,6 +28,12 @@ from fw_gear_deid.formats.dicom.selectors import (
     parse_regex,
     parse_selector,
 )
+
+
+@lru_cache(maxsize=8192)
+def keyword_for_tag(tag: int) -> str:
+    """pydicom's keyword of a tag ("" when none), cached: paths are built for every change."""
+    return _pydicom_keyword(tag)
 
 
 @dataclass(frozen=True)

@@ -132,12 +132,19 @@ def read_source(path: Path, *, name: str | None = None) -> SourceFile:
 
 
 def _check_values_readable(dataset: Dataset, label: str) -> None:
-    """Touch every element once so a truncated or corrupt header fails here, not mid-write."""
-    try:
-        for elem in dataset.iterall():
-            _ = elem.value
-    except Exception as error:
-        raise MalformedFileError(label, f"corrupt data element: {error}") from None
+    """Fail here, not mid-write, on a header cut short: every raw value must have its full length.
+    (Decoding every value would double the cost of a file; values the rules read are decoded later
+    and a decoding error there is reported the same way.)"""
+    for elem in dataset._dict.values():
+        length = getattr(elem, "length", None)
+        value = getattr(elem, "value", None)
+        if (
+            isinstance(value, bytes)
+            and length is not None
+            and length != 0xFFFFFFFF
+            and len(value) != length
+        ):
+            raise MalformedFileError(label, f"data element {elem.tag} is truncated")
 
 
 def _read_deflated(path: Path, label: str, source: SourceFile) -> SourceFile:
@@ -147,7 +154,6 @@ def _read_deflated(path: Path, label: str, source: SourceFile) -> SourceFile:
     except Exception as error:
         raise MalformedFileError(label, f"unreadable deflated DICOM: {error}") from None
     source.deflated = True
-    _check_values_readable(source.dataset, label)
     return source
 
 
@@ -273,18 +279,38 @@ def write_output(dst: Path, source: SourceFile, dataset: Dataset, trailing: Data
         if source.deflated:
             return
         if source.has_raw_pixels:
-            with open(source.path, "rb") as src:
-                src.seek(source.pixel_start)
-                remaining = source.pixel_end - source.pixel_start
-                while remaining:
-                    chunk = src.read(min(_CHUNK, remaining))
-                    if not chunk:
-                        raise OSError("source shrank while copying pixel data")
-                    out.write(chunk)
-                    remaining -= len(chunk)
+            _copy_range(source.path, out, source.pixel_start, source.pixel_end)
         if trailing is not None and len(trailing):
             buffer = DicomFileLike(out)
             buffer.is_implicit_VR = source.implicit_vr
             buffer.is_little_endian = source.little_endian
             charset = dataset.get("SpecificCharacterSet", "iso8859")
             write_dataset(buffer, trailing, parent_encoding=charset)
+
+
+def _copy_range(path: Path, out: BinaryIO, start: int, end: int) -> None:
+    """Copy bytes [start, end) of ``path`` to ``out``: in the kernel when possible, else in 1 MiB
+    chunks; memory use does not depend on the size."""
+    remaining = end - start
+    with open(path, "rb") as src:
+        out.flush()
+        if hasattr(os, "copy_file_range"):
+            offset = start
+            try:
+                while remaining:
+                    copied = os.copy_file_range(src.fileno(), out.fileno(), remaining, offset)
+                    if copied == 0:
+                        break
+                    offset += copied
+                    remaining -= copied
+            except OSError:
+                pass  # e.g. across file systems on old kernels: fall back below
+            out.seek(0, os.SEEK_END)
+            start = end - remaining
+        src.seek(start)
+        while remaining:
+            chunk = src.read(min(_CHUNK, remaining))
+            if not chunk:
+                raise OSError("source shrank while copying pixel data")
+            out.write(chunk)
+            remaining -= len(chunk)
