@@ -11,8 +11,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-import os
-import shutil
 import sys
 import tempfile
 import uuid
@@ -98,7 +96,7 @@ class _Item:
     file_meta: FileMeta | None = None
     metas: list[MetadataResult] = field(default_factory=list)
     stack: contextlib.ExitStack | None = None
-    out_dir: str = ""
+    out_path: str = ""
     attempts: int = 0
 
 
@@ -134,6 +132,7 @@ class _Exporter:
         self._dest_containers: dict[str, Container | None] = {}
         self._meta_cache: dict[tuple[str, str], MetadataResult] = {}
         self._names_written: dict[tuple[str, str], str] = {}
+        self._dest_index: dict[str, dict[str | None, FileEntry]] = {}
 
     # -- setup ------------------------------------------------------------------------------------
     def _open(self) -> None:
@@ -336,7 +335,12 @@ class _Exporter:
         dest_chain = self._dest_chain(item, create=False)
         if dest_chain is None:
             return False
-        by_origin, _ = self.dest.find_dest_file(dest_chain[-1], "", item.file_origin)
+        container = dest_chain[-1]
+        index = self._dest_index.get(container.id)
+        if index is None:  # one listing per destination container, not one per file
+            index = {e.origin_id: e for e in self.dest.files(container) if e.origin_id}
+            self._dest_index[container.id] = index
+        by_origin = index.get(item.file_origin)
         if by_origin is None:
             return False
         self._fill_dest(item.row, dest_chain, by_origin.name, by_origin.id)
@@ -353,8 +357,7 @@ class _Exporter:
         assert self.source is not None
         item.stack = contextlib.ExitStack()
         src = item.stack.enter_context(self.source.local_file(item.entry))
-        item.out_dir = str(tmp_root / f"item-{item.index}")
-        os.makedirs(item.out_dir, exist_ok=True)
+        item.out_path = str(tmp_root / f"item-{item.index}.out")
         metadata = [(c.type, m.record()) for c, m in zip(item.chain[1:], item.metas, strict=True)]
         assert item.file_meta is not None
         metadata.append(("file", MetadataResult(item.file_meta).record()))
@@ -363,7 +366,7 @@ class _Exporter:
             index=item.index,
             src=str(src),
             source_name=item.entry.name,
-            out_dir=item.out_dir,
+            out_path=item.out_path,
             profile_key=getattr(profile, "sha256", ""),
             profile_data=None if opted_out else profile.data,
             subject=self._subject_key(item.chain),
@@ -388,7 +391,7 @@ class _Exporter:
         finally:
             if item.stack is not None:
                 item.stack.close()
-            shutil.rmtree(item.out_dir, ignore_errors=True)
+            Path(item.out_path).unlink(missing_ok=True)
 
     def _write(self, item: _Item, result: TaskResult) -> None:
         assert self.dest is not None
@@ -590,7 +593,7 @@ class _Exporter:
                         "error",
                         "the worker process died on this file",
                     )
-                    shutil.rmtree(item.out_dir, ignore_errors=True)
+                    Path(item.out_path).unlink(missing_ok=True)
                     tick()
                 else:
                     item.attempts += 1

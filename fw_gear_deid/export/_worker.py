@@ -8,7 +8,6 @@ Sensitive source values stay inside the worker: only paths, actions and hit kind
 from __future__ import annotations
 
 import hashlib
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,8 @@ class Task:
     index: int
     src: str
     source_name: str
-    out_dir: str
+    #: Where the de-identified output goes (a file name in the job's temporary folder).
+    out_path: str
     profile_key: str
     #: The validated profile data; None for an opt-out (files copied unchanged).
     profile_data: dict[str, Any] | None
@@ -100,7 +100,7 @@ def _sha256(path: Path) -> str:
 
 
 def process(task: Task) -> TaskResult:
-    """De-identify one file into ``task.out_dir``; never raises (every failure is a state)."""
+    """De-identify one file into ``task.out_path``; never raises (every failure is a state)."""
     try:
         return _process(task)
     except MalformedFileError as error:
@@ -117,7 +117,6 @@ def process(task: Task) -> TaskResult:
 def _process(task: Task) -> TaskResult:
     keys: Keys = _STATE["keys"]
     src = Path(task.src)
-    out_dir = Path(task.out_dir)
     if task.profile_data is None:  # opt-out: the file goes out unchanged
         return TaskResult(
             task.index,
@@ -142,9 +141,7 @@ def _process(task: Task) -> TaskResult:
         date_offset_days=task.date_offset_days,
         source_name=task.source_name,
     )
-    work = out_dir / "out"
-    work.mkdir(parents=True, exist_ok=True)
-    dst = work / "deid-output"
+    dst = Path(task.out_path)
     # guarded: any parser exception becomes a value-free MalformedFileError; partial output removed.
     with guarded(task.source_name, cleanup=[dst]):
         outcome = handler.deidentify(src, dst, ctx)
@@ -169,7 +166,7 @@ def _process(task: Task) -> TaskResult:
         for kind, record in task.metadata:
             hits += list(gate.scan_metadata(kind, record))
         if hits:
-            shutil.rmtree(work, ignore_errors=True)
+            dst.unlink(missing_ok=True)
             result.state = "blocked"
             result.hits = [(hit.path, hit.kind) for hit in hits]
             where = ", ".join(f"{path} ({kind})" for path, kind in result.hits[:10])

@@ -130,17 +130,22 @@ def _folder_name(label: str) -> str:
     return name[:200]
 
 
+_SWEPT: set[str] = set()
+
+
 @contextlib.contextmanager
 def _locked(folder: Path) -> Iterator[None]:
     """An exclusive ``flock`` on ``folder/.deid.lock`` (process-wide and across processes).
 
     Every temporary name in ``folder`` is made while holding this lock, so one found here now was
-    left by a killed job: it is removed.
+    left by a killed job: it is removed (once per folder and process: a folder can be large).
     """
     fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        for stale in folder.glob(f"{_TMP_PREFIX}*"):
+        stale_names = () if str(folder) in _SWEPT else folder.glob(f"{_TMP_PREFIX}*")
+        _SWEPT.add(str(folder))
+        for stale in stale_names:
             if stale.is_dir() and not stale.is_symlink():
                 shutil.rmtree(stale, ignore_errors=True)
             else:
@@ -171,6 +176,7 @@ class LocalStore(Store):
         create: bool = False,
     ):
         super().__init__(read_only)
+        self._origin_index: dict[str, dict[str | None, str]] = {}
         given = Path(path).expanduser().absolute()
         if not given.exists() and create and not read_only:
             given.mkdir(parents=True, exist_ok=True)
@@ -444,12 +450,24 @@ class LocalStore(Store):
     def find_dest_file(
         self, container: Container, name: str, origin_id: str
     ) -> tuple[FileEntry | None, FileEntry | None]:
-        by_origin = by_name = None
-        for entry in self.files(container):
-            if entry.origin_id == origin_id and (by_origin is None or entry.name == name):
+        folder = self._dir(container.id)
+        by_name = None
+        if name and (folder / name).is_file() and not (folder / name).is_symlink():
+            by_name = self._file_entry(folder, name, container)
+        if by_name is not None and by_name.origin_id == origin_id:
+            return by_name, by_name
+        # Origin ids are indexed once per folder (a folder can hold thousands of files); the entry
+        # found is re-read so a stale index never answers.
+        index = self._origin_index.get(container.id)
+        if index is None:
+            index = {e.origin_id: e.name for e in self.files(container) if e.origin_id}
+            self._origin_index[container.id] = index
+        by_origin = None
+        known = index.get(origin_id)
+        if known is not None and (folder / known).is_file():
+            entry = self._file_entry(folder, known, container)
+            if entry.origin_id == origin_id:
                 by_origin = entry
-            if entry.name == name:
-                by_name = entry
         return by_origin, by_name
 
     def write_file(
@@ -512,7 +530,9 @@ class LocalStore(Store):
                     with contextlib.suppress(FileNotFoundError):
                         old.unlink()
                         (folder / file_sidecar_name(existing.name)).unlink()
-            _fsync_dir(folder)
+            self._origin_index.setdefault(container.id, {})[
+                meta.info.get("export", {}).get("origin_id")
+            ] = name
             return WriteResult(self._file_entry(folder, name, container), action)
 
     def _keep_version(self, folder: Path, entry: FileEntry) -> None:
