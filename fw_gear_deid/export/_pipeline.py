@@ -472,8 +472,15 @@ class _Exporter:
                 build_handlers(chosen.profile.data)
             except Exception as error:
                 raise DeidError(f"the profile cannot be applied: {_first_line(error)}") from None
-        if not self.job.residual_check:
-            log.warning("residual-PHI check disabled by request (--no-residual-check)")
+        from fw_gear_deid.check import GateConfig
+
+        gate_config = (
+            GateConfig()
+            if self.job.residual_check
+            else GateConfig.disabled("turned off by request (--no-residual-check)")
+        )
+        gate_config.announce(log)
+        self.summary.update(gate_config.report_fields())
         self.keys = self._resolve_keys(chosen.profile.data)
         self.summary["keys_fingerprint"] = self.keys.fingerprint
         profiles = SubjectProfiles(chosen, self.job.mapping_csv, self.job.session_level)

@@ -66,6 +66,29 @@ def init_worker(keys: Keys) -> None:
     _STATE["handlers"] = {}
 
 
+def _allowed(profile_key: str, profile_data: dict[str, Any]) -> tuple[str, ...]:
+    """Every ``replace-with`` constant of the profile: written by design, so never a leak even when
+    the source already held it (re-running on de-identified data)."""
+    cache: dict[str, tuple[str, ...]] = _STATE.setdefault("allow", {})
+    if profile_key not in cache:
+        found: list[str] = []
+
+        def walk(node: Any) -> None:
+            if isinstance(node, dict):
+                for key, value in node.items():
+                    if key == "replace-with" and isinstance(value, str | int | float):
+                        found.append(str(value))
+                    else:
+                        walk(value)
+            elif isinstance(node, list):
+                for value in node:
+                    walk(value)
+
+        walk({k: v for k, v in profile_data.items() if k != "flywheel"})
+        cache[profile_key] = tuple(dict.fromkeys(found))
+    return cache[profile_key]
+
+
 def _handlers(profile_key: str, profile_data: dict[str, Any]) -> HandlerSet:
     cache: dict[str, HandlerSet] = _STATE["handlers"]
     handlers = cache.get(profile_key)
@@ -161,8 +184,9 @@ def _process(task: Task) -> TaskResult:
     if task.residual_check:
         from fw_gear_deid.check import ResidualGate
 
-        gate = ResidualGate(sensitive)
+        gate = ResidualGate(sensitive, allow=_allowed(task.profile_key, task.profile_data))
         hits = list(gate.scan_file(handler, dst))
+        hits += list(gate.scan_name(result.output_name))
         for kind, record in task.metadata:
             hits += list(gate.scan_metadata(kind, record))
         if hits:

@@ -352,3 +352,25 @@ def test_source_checksums_unchanged_with_workers(source, tmp_path, export, jobs)
     assert export(source, tmp_path / "out" / "grp" / "dest", jobs=jobs).exit_code == 0
     assert tree_digest(source) == before
     assert not list(Path(source).rglob(".deid.lock"))
+
+
+def test_progress_bar_on_request_and_plain_lines_otherwise(
+    source, tmp_path, profile_file, capsys, caplog
+):
+    from fw_gear_deid.export import ExportJob, run_export
+
+    job = ExportJob(
+        source=str(source),
+        destination=str(tmp_path / "o" / "g" / "d"),
+        report_dir=tmp_path / "r",
+        profile_path=profile_file,
+        keys=Keys(SECRET),
+    )
+    assert run_export(job, progress=True).exit_code == 0
+    err = capsys.readouterr().err
+    assert "100%" in err
+    assert "file/s" in err or "s/file" in err
+    with caplog.at_level("INFO", logger="fw_gear_deid.export"):
+        assert run_export(job, progress=False).exit_code == 0
+    assert "100%" not in capsys.readouterr().err
+    assert any(record.getMessage().startswith("progress: ") for record in caplog.records)
