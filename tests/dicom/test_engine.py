@@ -293,3 +293,22 @@ def test_regex_sub_without_match_is_a_clear_file_error(ct_small, out, ctx):
     with pytest.raises(MalformedFileError, match="does not match"):
         DicomHandler(section).deidentify(ct_small, out, ctx)
     assert not out.exists()
+
+
+def test_clean_descriptors_keeps_description_minus_identifying_values(ct_small, tmp_path, out, ctx):
+    dataset = pydicom.dcmread(ct_small)
+    dataset.StudyDescription = "Head CT for CompressedSamples follow-up"
+    dataset.SeriesDescription = "Axial"
+    src = tmp_path / "desc.dcm"
+    dataset.save_as(src)
+    DicomHandler({**PRESET, "options": ["clean-descriptors"]}).deidentify(src, out, ctx)
+    result = pydicom.dcmread(out)
+    assert result.SeriesDescription == "Axial"
+    assert "CompressedSamples" not in result.StudyDescription
+    assert result.StudyDescription.startswith("Head CT for")
+    assert _codes(result) == ["113100", "113105"]
+
+
+def test_without_clean_descriptors_descriptions_are_removed(ct_small, out, ctx):
+    DicomHandler(PRESET).deidentify(ct_small, out, ctx)
+    assert "StudyDescription" not in pydicom.dcmread(out)

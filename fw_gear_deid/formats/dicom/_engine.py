@@ -244,6 +244,14 @@ class FileState:
     dates_shifted: bool = False
     dates_removed: bool = False
     cleaner: TextCleaner | None = None
+    root: Dataset | None = None
+
+    def text_cleaner(self) -> TextCleaner:
+        """Built on first use (only "C" on free text needs it): from the source's top-level values."""
+        if self.cleaner is None:
+            self.cleaner = TextCleaner(self.root if self.root is not None else Dataset())
+        return self.cleaner
+
     originals: dict[str, Any] = field(default_factory=dict)
 
 
@@ -300,6 +308,17 @@ class DicomEngine:
                 for key in ("remove-private-tags", "remove-undefined", "patient-age-from-birthdate")
             )
         )
+        # Options that turn some free text into "C": the cleaner needs the source's values.
+        self._needs_cleaner = self.preset is not None and bool(
+            {
+                "clean-descriptors",
+                "clean-structured-content",
+                "clean-graphics",
+                "retain-patient-characteristics",
+                "retain-device-identity",
+            }
+            & set(self.preset.options)
+        )
         self._lookup_names = {
             group_name
             for rule in self.rules
@@ -328,8 +347,9 @@ class DicomEngine:
         for name in self._lookup_names:
             elem = dataset.get(name) if name.isidentifier() else None
             state.originals[name] = _text(elem.value) if elem is not None else None
-        if self.preset is not None:
-            state.cleaner = TextCleaner(dataset)
+        state.root = dataset
+        if self._needs_cleaner:
+            state.text_cleaner()  # before the walk empties the names it looks for
         if self.age_from_birthdate:
             self._patient_age(dataset, state)
         self._walk(dataset, [], state, mode="top")
@@ -734,8 +754,8 @@ class DicomEngine:
             self._remap_uids(dataset, tag, path, vr, before, state, "preset:C")
         elif vr in FREE_TEXT_VRS or vr in ("AE", "CS", "UR"):
             values = [str(v) for v in _values_of(before)]
-            cleaner = state.cleaner
-            new = [cleaner.clean(v) if cleaner else v for v in values]
+            cleaner = state.text_cleaner()
+            new = [cleaner.clean(v) for v in values]
             if new != values:
                 self._set(
                     dataset,
