@@ -7,7 +7,7 @@ are copied byte for byte, streamed in chunks, then every IFD with its out-of-lin
 the source that is not referenced by a kept entry reaches the output, so a removed value cannot
 survive as unreferenced bytes (an in-place edit would leave it behind).
 
-Classic TIFF only (32-bit offsets); BigTIFF is refused with a clear error.
+Classic TIFF and BigTIFF (64-bit offsets) are both read and written back in their own layout.
 """
 
 from __future__ import annotations
@@ -19,9 +19,41 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 #: Bytes per value of each TIFF field type (1 BYTE ... 13 IFD).
-TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
-_NUMBER_FORMATS = {1: "B", 3: "H", 4: "I", 6: "b", 8: "h", 9: "i", 11: "f", 12: "d", 13: "I"}
+TYPE_SIZES = {
+    1: 1,
+    2: 1,
+    3: 2,
+    4: 4,
+    5: 8,
+    6: 1,
+    7: 1,
+    8: 2,
+    9: 4,
+    10: 8,
+    11: 4,
+    12: 8,
+    13: 4,
+    16: 8,
+    17: 8,
+    18: 8,  # BigTIFF LONG8, SLONG8, IFD8
+}
+_NUMBER_FORMATS = {
+    1: "B",
+    3: "H",
+    4: "I",
+    6: "b",
+    8: "h",
+    9: "i",
+    11: "f",
+    12: "d",
+    13: "I",
+    16: "Q",
+    17: "q",
+    18: "Q",
+}
 TYPE_ASCII, TYPE_UNDEFINED, TYPE_BYTE, TYPE_SHORT, TYPE_LONG, TYPE_IFD = 2, 7, 1, 3, 4, 13
+TYPE_LONG8, TYPE_IFD8 = 16, 18
+_POINTER_TYPES = (TYPE_LONG, TYPE_IFD, TYPE_LONG8, TYPE_IFD8)
 
 #: Tags whose values are offsets of child IFDs, with the kind of the child.
 SUBIFD_TAGS = {34665: "Exif", 34853: "GPS", 40965: "Interop", 330: "SubIFD"}
@@ -74,10 +106,37 @@ class Ifd:
                 yield from child.walk()
 
 
+@dataclass(frozen=True)
+class Layout:
+    """Field sizes of classic TIFF (32-bit offsets) or BigTIFF (64-bit offsets)."""
+
+    big: bool
+    count_format: str  # entries per IFD
+    entry_size: int
+    inline: int  # values up to this size sit in the entry itself
+    offset_format: str
+    offset_size: int
+    long_type: int  # type written for offsets (LONG / LONG8)
+
+    @property
+    def header_size(self) -> int:
+        return 16 if self.big else 8
+
+    def ifd_size(self, entries: int) -> int:
+        return (
+            struct.calcsize("=" + self.count_format) + self.entry_size * entries + self.offset_size
+        )
+
+
+CLASSIC = Layout(False, "H", 12, 4, "I", 4, TYPE_LONG)
+BIG = Layout(True, "Q", 20, 8, "Q", 8, TYPE_LONG8)
+
+
 @dataclass
 class TiffStructure:
     order: str  # "<" little endian (II), ">" big endian (MM)
     pages: list[Ifd]
+    layout: Layout = CLASSIC
 
     def walk(self) -> Iterator[Ifd]:
         for page in self.pages:
@@ -124,21 +183,27 @@ def read_tiff(
         raise TiffFormatError("no TIFF byte-order mark (II/MM)")
     magic = struct.unpack(f"{order}H", head[2:4])[0]
     if magic == 43:
-        raise TiffFormatError("BigTIFF is not supported")
-    if magic != 42:
-        raise TiffFormatError(f"TIFF magic number is {magic}, not 42")
-    offset = struct.unpack(f"{order}I", head[4:8])[0]
+        big = source.read(0, 16)
+        if struct.unpack(f"{order}HH", big[4:8]) != (8, 0):
+            raise TiffFormatError("BigTIFF header with an unknown offset size")
+        layout = BIG
+        offset = struct.unpack(f"{order}Q", big[8:16])[0]
+    elif magic == 42:
+        layout = CLASSIC
+        offset = struct.unpack(f"{order}I", head[4:8])[0]
+    else:
+        raise TiffFormatError(f"TIFF magic number is {magic}, not 42 (or 43, BigTIFF)")
     visited: set[int] = set()
     pages: list[Ifd] = []
     while offset:
         if len(pages) >= MAX_IFDS:
             raise TiffFormatError("too many IFDs")
         kind = first_kinds[min(len(pages), len(first_kinds) - 1)]
-        ifd, offset = _read_ifd(source, order, offset, kind, visited, depth=0)
+        ifd, offset = _read_ifd(source, order, layout, offset, kind, visited, depth=0)
         pages.append(ifd)
     if not pages:
         raise TiffFormatError("the file has no IFD")
-    return TiffStructure(order, pages)
+    return TiffStructure(order, pages, layout)
 
 
 def _child_kind(parent: str, tag: int) -> str:
@@ -148,36 +213,53 @@ def _child_kind(parent: str, tag: int) -> str:
 
 
 def _read_ifd(
-    source: _Source, order: str, offset: int, kind: str, visited: set[int], depth: int
+    source: _Source,
+    order: str,
+    layout: Layout,
+    offset: int,
+    kind: str,
+    visited: set[int],
+    depth: int,
 ) -> tuple[Ifd, int]:
     if offset in visited:
         raise TiffFormatError(f"IFD at offset {offset} is referenced twice (loop)")
     if depth > 8:
         raise TiffFormatError("IFDs nested too deeply")
     visited.add(offset)
-    count = struct.unpack(f"{order}H", source.read(offset, 2))[0]
+    count_size = struct.calcsize("=" + layout.count_format)
+    count = struct.unpack(f"{order}{layout.count_format}", source.read(offset, count_size))[0]
     if count > MAX_ENTRIES:
         raise TiffFormatError(f"IFD at offset {offset} claims {count} entries")
-    table = source.read(offset + 2, 12 * count)
+    size = layout.entry_size
+    table = source.read(offset + count_size, size * count)
     # some writers (piexif among them) end the last IFD without its next-IFD pointer: read it as 0
-    end = offset + 2 + 12 * count
-    table += source.read(end, 4) if end + 4 <= source.size else b"\x00\x00\x00\x00"
+    end = offset + count_size + size * count
+    pointer = layout.offset_size
+    table += source.read(end, pointer) if end + pointer <= source.size else b"\x00" * pointer
+    entry_head = f"{order}HH{layout.offset_format}"
     ifd = Ifd(kind)
     for index in range(count):
-        tag, typ, n = struct.unpack(f"{order}HHI", table[12 * index : 12 * index + 8])
-        raw = table[12 * index + 8 : 12 * index + 12]
-        if typ not in TYPE_SIZES or tag in FREE_TAGS:
+        start = size * index
+        tag, typ, n = struct.unpack(entry_head, table[start : start + 4 + pointer])
+        raw = table[start + 4 + pointer : start + size]
+        if (
+            typ not in TYPE_SIZES
+            or tag in FREE_TAGS
+            or (typ in (TYPE_IFD, TYPE_IFD8) and tag not in SUBIFD_TAGS)
+        ):
+            # unknown types, free space and IFD pointers we do not follow (their target would
+            # be left behind): dropped and reported
             ifd.dropped.append(tag)
             continue
         length = n * TYPE_SIZES[typ]
         if length > MAX_VALUE_BYTES:
             raise TiffFormatError(f"tag {tag} claims a {length}-byte value")
-        if length <= 4:
+        if length <= layout.inline:
             data = raw[:length]
         else:
-            data = source.read(struct.unpack(f"{order}I", raw)[0], length)
+            data = source.read(struct.unpack(f"{order}{layout.offset_format}", raw)[0], length)
         ifd.entries[tag] = Entry(tag, typ, n, data)
-    next_offset = struct.unpack(f"{order}I", table[12 * count :])[0]
+    next_offset = struct.unpack(f"{order}{layout.offset_format}", table[size * count :])[0]
 
     for tag, name in UNSUPPORTED_OFFSET_TAGS.items():
         if tag in ifd.entries:
@@ -199,12 +281,18 @@ def _read_ifd(
         if entry is None:
             continue
         try:
-            if entry.type not in (TYPE_LONG, TYPE_IFD):
+            if entry.type not in _POINTER_TYPES:
                 raise TiffFormatError(f"IFD pointer tag {tag} has type {entry.type}")
             children = []
             for child_offset in unpack_numbers(order, entry):
                 child, _next = _read_ifd(
-                    source, order, int(child_offset), _child_kind(kind, tag), visited, depth + 1
+                    source,
+                    order,
+                    layout,
+                    int(child_offset),
+                    _child_kind(kind, tag),
+                    visited,
+                    depth + 1,
                 )
                 children.append(child)
         except TiffFormatError:
@@ -323,12 +411,17 @@ class _Writer:
 def write_tiff(
     structure: TiffStructure, source_stream: BinaryIO, source_size: int, out: BinaryIO
 ) -> None:
-    """Write ``structure`` as a new classic TIFF into ``out``, copying its image data from the source."""
-    order = structure.order
+    """Write ``structure`` afresh into ``out`` (classic TIFF or BigTIFF, as the source was),
+    copying its image data from the source."""
+    order, layout = structure.order, structure.layout
     source = _Source(source_stream, source_size)
     start = out.tell()
     writer = _Writer(out)
-    writer.write((b"II" if order == "<" else b"MM") + struct.pack(f"{order}HI", 42, 0))
+    mark = b"II" if order == "<" else b"MM"
+    if layout.big:
+        writer.write(mark + struct.pack(f"{order}HHHQ", 43, 8, 0, 0))
+    else:
+        writer.write(mark + struct.pack(f"{order}HI", 42, 0))
     ifds = list(structure.walk())
 
     # 1. image data blocks, byte for byte (shared blocks are written once)
@@ -355,72 +448,77 @@ def write_tiff(
     pos = writer.pos
     for ifd in ifds:
         positions[id(ifd)] = pos
-        pos += 2 + 12 * len(ifd.entries) + 4
+        pos += layout.ifd_size(len(ifd.entries))
         for entry in ifd.entries.values():
-            size = _final_size(entry)
-            if size > 4:
+            size = _final_size(entry, layout)
+            if size > layout.inline:
                 pos += size + (size % 2)
-    if pos >= 1 << 32:
-        raise TiffFormatError("the output would exceed 4 GiB (BigTIFF is not supported)")
+    if not layout.big and pos >= 1 << 32:
+        raise TiffFormatError("the output would exceed 4 GiB, the classic TIFF limit")
 
     # 3. serialise
     chain = {
         id(page): (structure.pages[i + 1] if i + 1 < len(structure.pages) else None)
         for i, page in enumerate(structure.pages)
     }
+    pointer = f"{order}{layout.offset_format}"
     for ifd in ifds:
-        assert writer.pos == positions[id(ifd)]
+        if writer.pos != positions[id(ifd)]:
+            raise TiffFormatError("internal layout error")  # never expected; refuse to write
         entries = [
-            _final_entry(order, e, ifd, new_offsets[id(ifd)], positions)
+            _final_entry(order, layout, e, ifd, new_offsets[id(ifd)], positions)
             for e in ifd.entries.values()
         ]
         entries.sort(key=lambda e: e.tag)
-        value_pos = writer.pos + 2 + 12 * len(entries) + 4
-        table = [struct.pack(f"{order}H", len(entries))]
+        value_pos = writer.pos + layout.ifd_size(len(entries))
+        table = [struct.pack(f"{order}{layout.count_format}", len(entries))]
         payload = []
         for entry in entries:
-            if len(entry.data) <= 4:
-                table.append(
-                    struct.pack(f"{order}HHI", entry.tag, entry.type, entry.count)
-                    + entry.data.ljust(4, b"\x00")
-                )
+            head = struct.pack(
+                f"{order}HH{layout.offset_format}", entry.tag, entry.type, entry.count
+            )
+            if len(entry.data) <= layout.inline:
+                table.append(head + entry.data.ljust(layout.inline, b"\x00"))
             else:
-                table.append(
-                    struct.pack(f"{order}HHII", entry.tag, entry.type, entry.count, value_pos)
-                )
+                table.append(head + struct.pack(pointer, value_pos))
                 padded = entry.data + (b"\x00" if len(entry.data) % 2 else b"")
                 payload.append(padded)
                 value_pos += len(padded)
         following = chain.get(id(ifd))
-        table.append(
-            struct.pack(f"{order}I", positions[id(following)] if following is not None else 0)
-        )
+        table.append(struct.pack(pointer, positions[id(following)] if following is not None else 0))
         writer.write(b"".join(table))
         for chunk in payload:
             writer.write(chunk)
-    out.seek(start + 4)
-    out.write(struct.pack(f"{order}I", positions[id(structure.pages[0])]))
+    out.seek(start + (8 if layout.big else 4))
+    out.write(struct.pack(pointer, positions[id(structure.pages[0])]))
     out.seek(0, 2)
 
 
-def _final_size(entry: Entry) -> int:
+def _final_size(entry: Entry, layout: Layout) -> int:
     if entry.tag in DATA_TAGS or entry.tag in SUBIFD_TAGS:
-        return 4 * entry.count  # rewritten as LONG offsets
+        return layout.offset_size * entry.count  # rewritten as LONG/LONG8 offsets
     return len(entry.data)
 
 
 def _final_entry(
-    order: str, entry: Entry, ifd: Ifd, offsets: dict[int, list[int]], positions: dict[int, int]
+    order: str,
+    layout: Layout,
+    entry: Entry,
+    ifd: Ifd,
+    offsets: dict[int, list[int]],
+    positions: dict[int, int],
 ) -> Entry:
+    code = layout.offset_format
     if entry.tag in DATA_TAGS:
         values = offsets.get(entry.tag, [])
-        return Entry(
-            entry.tag, TYPE_LONG, len(values), struct.pack(f"{order}{len(values)}I", *values)
-        )
+        data = struct.pack(f"{order}{len(values)}{code}", *values)
+        return Entry(entry.tag, layout.long_type, len(values), data)
     if entry.tag in SUBIFD_TAGS:
         values = [positions[id(child)] for child in ifd.children.get(entry.tag, [])]
-        typ = entry.type if entry.type in (TYPE_LONG, TYPE_IFD) else TYPE_LONG
-        return Entry(entry.tag, typ, len(values), struct.pack(f"{order}{len(values)}I", *values))
+        pointer_type = TYPE_IFD8 if layout.big else TYPE_IFD
+        typ = pointer_type if entry.type in (TYPE_IFD, TYPE_IFD8) else layout.long_type
+        data = struct.pack(f"{order}{len(values)}{code}", *values)
+        return Entry(entry.tag, typ, len(values), data)
     return entry
 
 

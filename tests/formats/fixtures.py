@@ -261,3 +261,58 @@ def build_tiff_with_exif(path: Path, order: str = "<") -> Path:
         + ifd0_values
     )
     return path
+
+
+def build_bigtiff(path: Path, pages: int = 2) -> Path:
+    """A hand-assembled little-endian BigTIFF (64-bit offsets), one uncompressed strip per page,
+    each page with an Artist and a private ASCII tag."""
+    width, height = 6, 4
+    body = b""
+    base = 16
+    strips = []
+    for page in range(pages):
+        pixels = bytes(
+            (x * 29 + y * 11 + page * 50) % 256 for y in range(height) for x in range(width * 3)
+        )
+        strips.append((base + len(body), pixels))
+        body += pixels
+    tables = b""
+    offsets = []
+    at = base + len(body)
+    for page, (strip_at, pixels) in enumerate(strips):
+        artist = f"{NAME} page {page}".encode() + b"\x00"
+        private = f"private {IPTC_NAME}".encode() + b"\x00"
+        entries = sorted(
+            [
+                (256, 3, 1, struct.pack("<H", width)),
+                (257, 3, 1, struct.pack("<H", height)),
+                (258, 3, 3, struct.pack("<3H", 8, 8, 8)),
+                (259, 3, 1, struct.pack("<H", 1)),
+                (262, 3, 1, struct.pack("<H", 2)),
+                (273, 16, 1, struct.pack("<Q", strip_at)),
+                (277, 3, 1, struct.pack("<H", 3)),
+                (278, 3, 1, struct.pack("<H", height)),
+                (279, 16, 1, struct.pack("<Q", len(pixels))),
+                (315, 2, len(artist), artist),
+                (PRIVATE_TAG, 2, len(private), private),
+            ]
+        )
+        offsets.append(at)
+        values_at = at + 8 + 20 * len(entries) + 8
+        table, values = struct.pack("<Q", len(entries)), b""
+        for tag, typ, count, data in entries:
+            if len(data) <= 8:
+                table += struct.pack("<HHQ", tag, typ, count) + data.ljust(8, b"\x00")
+            else:
+                table += struct.pack("<HHQQ", tag, typ, count, values_at + len(values))
+                values += data + (b"\x00" if len(data) % 2 else b"")
+        table += b"\x00" * 8  # next IFD, patched below
+        tables += table + values
+        at += len(table) + len(values)
+    data = bytearray(b"II" + struct.pack("<HHHQ", 43, 8, 0, offsets[0]) + body + tables)
+    for page in range(pages - 1):  # chain the pages
+        count = struct.unpack("<Q", data[offsets[page] : offsets[page] + 8])[0]
+        next_at = offsets[page] + 8 + 20 * count
+        data[next_at : next_at + 8] = struct.pack("<Q", offsets[page + 1])
+    path.write_bytes(bytes(data))
+    return path

@@ -7,7 +7,16 @@ from pathlib import Path
 
 import pytest
 from conftest import exiftool_dump, named
-from fixtures import IPTC_NAME, MRN, NAME, PRIVATE_TAG, XMP_NAME, build_tiff, build_tiff_with_exif
+from fixtures import (
+    IPTC_NAME,
+    MRN,
+    NAME,
+    PRIVATE_TAG,
+    XMP_NAME,
+    build_bigtiff,
+    build_tiff,
+    build_tiff_with_exif,
+)
 from PIL import Image
 
 from fw_gear_deid.errors import MalformedFileError
@@ -85,11 +94,24 @@ def test_removed_tag_values_are_sensitive_per_page(tmp_path, ctx):
     assert {f"{NAME} page 0", f"{NAME} page 2", f"private {IPTC_NAME}", f"Study of {MRN}"} <= values
 
 
-def test_bigtiff_is_refused_with_a_clear_error(tmp_path, ctx):
-    src = tmp_path / "big.tif"
-    src.write_bytes(b"II+\x00\x08\x00\x00\x00" + b"\x00" * 32)
-    with pytest.raises(MalformedFileError, match="BigTIFF"):
-        TiffHandler({}).deidentify(src, tmp_path / "out.tif", named(ctx, src.name))
+def test_bigtiff_pages_are_rewritten_as_bigtiff_with_identical_pixels(tmp_path, ctx):
+    src = build_bigtiff(tmp_path / "big.tif", pages=2)
+    before = exiftool_dump(src)
+    assert NAME in before
+    assert IPTC_NAME in before
+    dst = tmp_path / "out.tif"
+    TiffHandler(SECTION).deidentify(src, dst, named(ctx, src.name))
+    assert dst.read_bytes()[:4] == b"II+\x00"
+    after = exiftool_dump(dst)
+    for value in (NAME, IPTC_NAME):
+        assert value not in after
+        assert value.encode() not in dst.read_bytes()
+    with Image.open(src) as a, Image.open(dst) as b:
+        assert a.n_frames == b.n_frames == 2
+        for index in range(2):
+            a.seek(index)
+            b.seek(index)
+            assert a.tobytes() == b.tobytes()
 
 
 def test_ifd_loop_is_malformed(tmp_path, ctx):
