@@ -58,7 +58,7 @@ class TiffHandler(RuleHandler):
     default_filters = ("*.tif", "*.tiff", "*.TIF", "*.TIFF", "*.Tif", "*.Tiff")
 
     def matches_signature(self, head: bytes) -> bool:
-        return head.startswith((b"II*\x00", b"MM\x00*"))
+        return head.startswith((b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"))  # classic, BigTIFF
 
     def _read(self, stream, size: int, source: str) -> TiffStructure:
         try:

@@ -102,6 +102,7 @@ def test_bigtiff_pages_are_rewritten_as_bigtiff_with_identical_pixels(tmp_path, 
     dst = tmp_path / "out.tif"
     TiffHandler(SECTION).deidentify(src, dst, named(ctx, src.name))
     assert dst.read_bytes()[:4] == b"II+\x00"
+    assert TiffHandler({}).matches("scan.bin", src.read_bytes()[:16])
     after = exiftool_dump(dst)
     for value in (NAME, IPTC_NAME):
         assert value not in after
