@@ -294,6 +294,7 @@ def generate_small(out: Path, count: int, seed: int) -> list[Path]:
         "bytes": sum(p.stat().st_size for p in paths),
         "templates": sorted({t for t in templates}),
     }
+    out.parent.mkdir(parents=True, exist_ok=True)
     (out.parent / f"{out.name}.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return paths
 
@@ -419,7 +420,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="regenerate even when cached")
     args = parser.parse_args(argv)
     small = args.out / "small"
-    if args.force or not small_is_cached(small, args.files, args.seed):
+    if args.files <= 0:
+        pass
+    elif args.force or not small_is_cached(small, args.files, args.seed):
         paths = generate_small(small, args.files, args.seed)
         total = sum(p.stat().st_size for p in paths)
         print(f"small: {len(paths)} files, {total / 1e6:.1f} MB in {small}")

@@ -225,6 +225,7 @@ def build_contestants(args: argparse.Namespace, corpora: list[str]) -> list[Cont
 @dataclass
 class Sample:
     wall_s: float
+    cpu_s: float
     maxrss_mb: float
     tree_rss_mb: float
     returncode: int
@@ -298,6 +299,7 @@ def run_process(argv: list[str], env: dict[str, str], scratch: Path, timeout: fl
     stderr_tail = "\n".join(err_path.read_text(errors="replace").splitlines()[-5:])
     return Sample(
         wall_s=wall,
+        cpu_s=rusage.ru_utime + rusage.ru_stime,  # the command and its reaped children
         maxrss_mb=maxrss_kb / 1024,
         tree_rss_mb=peak[0] / 2**20,
         returncode=proc.returncode,
@@ -397,7 +399,7 @@ def run_all(args: argparse.Namespace, corpora: list[Corpus], rows: list[Contesta
                 if rep < 0:
                     continue
                 if probe_run:
-                    probes[row.key].append(sample.wall_s)
+                    probes[row.key].append((sample.wall_s, sample.cpu_s))
                 else:
                     record = asdict(sample)
                     record["files_out"] = files_out
@@ -434,29 +436,37 @@ def summarise(rows: list[Contestant], corpora: list[Corpus], raw: dict, jobs: in
                 table.append(entry)
                 continue
             entry["work_s"] = med(r["work_s"] for r in reports)
+            entry["work_cpu_s"] = med(r.get("work_cpu_s", r["work_s"]) for r in reports)
             entry["setup_s"] = med(r["setup_s"] for r in reports)
             entry["failed"] = max(r["failed"] for r in reports)
             entry["errors"] = reports[-1]["errors"]
         elif row.kind == "deid":
             # Net of the fixed cost: wall minus the same command on the 1-file probe (whose one
             # file is counted off the small corpus; against a large file it is noise).
-            probe = med(raw["probes"][row.key]) if raw["probes"].get(row.key) else 0.0
+            probes = raw["probes"].get(row.key) or [(0.0, 0.0)]
+            probe = med(wall for wall, _ in probes)
             entry["probe_wall_s"] = probe
             entry["work_s"] = max(entry["wall_s"] - probe, 0.0)
+            cpu = med(r["cpu_s"] for r in runs)
+            entry["work_cpu_s"] = max(cpu - med(c for _, c in probes), 0.0)
             if c.name == "small":
                 files, size = files - 1, size - _first_size(c)
             entry["failed"] = max(0, c.files - entry["files_out"])
         else:
             entry["work_s"] = entry["wall_s"]
+            entry["work_cpu_s"] = med(r["cpu_s"] for r in runs)
             entry["failed"] = 0
         if row.kind == "deid" and entry["work_s"] < 0.05:
             # Below the run-to-run noise of the fixed cost: no meaningful throughput.
-            entry["files_per_s"] = entry["mb_per_s"] = entry["ms_per_file"] = None
+            entry["files_per_s"] = entry["mb_per_s"] = entry["ms_per_file"] = entry[
+                "cpu_ms_per_file"
+            ] = None
             table.append(entry)
             continue
         entry["files_per_s"] = files / entry["work_s"] if files else None
         entry["mb_per_s"] = size / 1e6 / entry["work_s"]
         entry["ms_per_file"] = 1000 * entry["work_s"] / files if files else None
+        entry["cpu_ms_per_file"] = 1000 * entry["work_cpu_s"] / files if files else None
         table.append(entry)
     # Ratios: our 1-worker handler loop on the same corpus against every row.
     for corpus_name in {row["corpus"] for row in table}:
@@ -565,19 +575,20 @@ def markdown(meta: dict, table: list[dict], goals: list[dict]) -> str:
         lines.append(f"- `{c['name']}`: {c['files']} files, {c['bytes'] / 1e6:,.1f} MB")
     lines += [
         "",
-        "| corpus | contestant | files/s | MB/s | ms/file | wall s | peak RSS MB (max proc / tree) | failed | ours ÷ this (speed) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| corpus | contestant | files/s | MB/s | ms/file | CPU ms/file | wall s | peak RSS MB (max proc / tree) | failed | ours ÷ this (speed) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in table:
         if "work_s" not in r:
             lines.append(
-                f"| {r['corpus']} | {r['label']} | n/a | | | | | | ({r.get('unavailable', '')}) |"
+                f"| {r['corpus']} | {r['label']} | n/a | | | | | | | ({r.get('unavailable', '')}) |"
             )
             continue
         speed = r.get("ours_speedup")
         lines.append(
             f"| {r['corpus']} | {r['label']} | {_fmt(r['files_per_s'])} | {_fmt(r['mb_per_s'])} | "
-            f"{_fmt(r['ms_per_file'], 2)} | {_fmt(r['wall_s'], 2)} | "
+            f"{_fmt(r['ms_per_file'], 2)} | {_fmt(r.get('cpu_ms_per_file'), 2)} | "
+            f"{_fmt(r['wall_s'], 2)} | "
             f"{_fmt(r['maxrss_mb'], 0)} / {_fmt(r['tree_rss_mb'], 0)} | {r['failed']} | "
             f"{'ref' if r['key'].startswith('ours-1@') else _fmt(speed, 2) + 'x' if speed else '-'} |"
         )

@@ -206,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         profiler.start()
     setup_s = time.perf_counter() - T0
     start = time.perf_counter()
+    cpu_start = os.times()
     if one is not None:
         results = [_run_one(one, src, dst_dir, rel) for src, dst_dir, rel in jobs]
     else:
@@ -215,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
         pool.close()
         pool.join()
     work_s = time.perf_counter() - start
+    cpu_end = os.times()  # own CPU plus that of reaped pool workers
+    work_cpu_s = sum(cpu_end[:4]) - sum(cpu_start[:4])
     if profiler is not None:
         profiler.stop()
         args.pyinstrument.parent.mkdir(parents=True, exist_ok=True)
@@ -239,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
                 "bytes_out": sum(path.stat().st_size for path in out_files),
                 "setup_s": setup_s,
                 "work_s": work_s,
+                "work_cpu_s": work_cpu_s,
                 "errors": dict(errors.most_common(8)),
             }
         ),
