@@ -243,6 +243,9 @@ class JsonHandler(RuleHandler):
                 removals.append(path)
                 self._record_removed(dotted, path, node, rec)
                 continue
+            if rule.action == "replace-with":
+                self._replace(document, path, node, rule, rec)
+                continue
             before = leaf_text(node)
             if before is None:
                 continue  # containers and nulls have no value to transform
@@ -277,6 +280,34 @@ class JsonHandler(RuleHandler):
             parent = get(document, path[:-1])
             del parent[path[-1]]
 
+    def _replace(self, document: Any, path: JsonPath, node: Any, rule: Rule, rec: Recorder) -> None:
+        """``replace-with`` sets the profile's value as JSON (a list, object, number or string), on
+        a leaf or a whole container, as flywheel-migration does."""
+        value = to_json(rule.field.get("replace-with"))
+        if isinstance(node, Number) and isinstance(value, str) and _is_number(value):
+            value = Number(value)  # "0" for a number stays a number
+        if value == node and type(value) is type(node):
+            return
+        dotted = self._dotted(path)
+        get(document, path[:-1])[path[-1]] = value
+        before = leaf_text(node)
+        rec.change(
+            dotted,
+            "replace-with",
+            before,
+            leaf_text(value) or json.dumps(rule.field.get("replace-with")),
+            sensitive=before is not None,
+        )
+        if before is None:  # a container: every value inside it was replaced
+            for sub, item in walk(node, path):
+                text = leaf_text(item)
+                if text is not None:
+                    rec.sensitive(
+                        sensitive_kind("replace-with", self._dotted(sub), text),
+                        text,
+                        self._dotted(sub),
+                    )
+
     def _record_removed(self, dotted: str, path: JsonPath, node: Any, rec: Recorder) -> None:
         text = leaf_text(node)
         rec.change(dotted, "remove", text, None, sensitive=text is not None)
@@ -301,15 +332,7 @@ class JsonHandler(RuleHandler):
             if not isinstance(child, dict):
                 return  # a list or value in the way: nothing sensible to insert into
             node = child
-        raw = rule.field.get("replace-with")
-        value: Any
-        if isinstance(raw, bool) or raw is None:
-            value = raw
-        elif isinstance(raw, int | float):
-            value = Number(json.dumps(raw))
-        else:
-            result = rule.apply("", ctx)
-            value = "" if result is REMOVED else str(result)
+        value = to_json(rule.field.get("replace-with"))
         node[parts[-1]] = value
         rec.change(str(rule.name), "replace-with", None, leaf_text(value) or "", sensitive=False)
 
@@ -326,6 +349,19 @@ class JsonHandler(RuleHandler):
             text = leaf_text(value)
             if text is not None:
                 yield dotted, text
+
+
+def to_json(value: Any) -> Any:
+    """A profile (YAML) value as a document value: numbers become :class:`Number` literals."""
+    if isinstance(value, bool) or value is None or isinstance(value, Number):
+        return value
+    if isinstance(value, int | float):
+        return Number(json.dumps(value))
+    if isinstance(value, dict):
+        return {str(key): to_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_json(item) for item in value]
+    return str(value)
 
 
 def _is_number(text: str) -> bool:

@@ -115,3 +115,23 @@ def test_deeply_nested_json_is_a_clean_error_or_works(tmp_path, ctx):
     with pytest.raises(MalformedFileError, match="JSON"):
         run(tmp_path, {"fields": [{"regex": ".*x", "remove": True}]}, ctx, text=text)
     assert not (tmp_path / "out.json").exists()
+
+
+def test_replace_with_sets_json_values_of_any_type(tmp_path, ctx):
+    section = {
+        "fields": [
+            {"name": "patient.ids", "replace-with": []},
+            {"name": "patient.visits", "replace-with": 0},
+            {"name": "patient.weight", "replace-with": "70"},
+            {"name": "study", "replace-with": "S-X"},
+            {"name": "patient.site", "replace-with": "anon"},
+        ]
+    }
+    _src, dst, outcome = run(tmp_path, section, ctx)
+    text = dst.read_text()
+    data = json.loads(text)["patient"]
+    assert data["ids"] == []
+    assert data["visits"] == 0
+    assert '"weight": 70,' in text  # a number replaced by a numeric text stays a number
+    assert data["site"] == "anon"  # inserted (replace-with-insert defaults to true)
+    assert {"MRN-001", "MRN-002"} <= {s.value for s in outcome.sensitive}
