@@ -225,3 +225,17 @@ def test_default_output_name_is_sop_uid_and_modality(rich_ct, out, ctx, preset_h
     outcome = preset_handler.deidentify(rich_ct, out, ctx)
     result = pydicom.dcmread(out)
     assert outcome.output_name == f"{result.SOPInstanceUID}.CT.dcm"
+
+
+def test_remove_private_tags_reaches_private_elements_inside_sequences(
+    ct_small, tmp_path, out, ctx
+):
+    dataset = pydicom.dcmread(ct_small)
+    item = Dataset()
+    item.PatientID = "X"
+    item.private_block(0x0011, "NESTED", create=True).add_new(0x01, "LO", "HIDDEN^NAME")
+    dataset.OtherPatientIDsSequence = Sequence([item])
+    src = tmp_path / "nested-private.dcm"
+    dataset.save_as(src)
+    run({"remove-private-tags": True, "fields": []}, src, out, ctx)
+    assert b"HIDDEN^NAME" not in out.read_bytes()

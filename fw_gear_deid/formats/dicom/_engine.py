@@ -428,7 +428,7 @@ class DicomEngine:
                 continue
             if self.preset is not None:
                 self._apply_preset(dataset, tag, vr, path, state, mode)
-            elif vr == "SQ" and any(r.could_match_inside(len(path)) for r in self.rules):
+            elif vr == "SQ" and self._descend(path):
                 self._recurse(dataset, tag, path, state, mode)
         for tag in creators:
             if self.private_filter.mode == "keep" and not self.remove_undefined:
@@ -436,6 +436,13 @@ class DicomEngine:
             block = (tag >> 16, tag & 0xFF)
             if block not in kept_blocks:
                 self._remove(dataset, tag, path, "remove-private", state)
+
+    def _descend(self, path: Sequence[Step]) -> bool:
+        """Whether items of a sequence at this depth need a visit (plain profiles): a field may
+        match inside, or private elements are removed at every depth (as the reference does)."""
+        if self.private_filter.mode != "keep":
+            return True
+        return any(rule.could_match_inside(len(path)) for rule in self.rules)
 
     def _recurse(
         self, dataset: Dataset, tag: int, path: list[Step], state: FileState, mode: str
@@ -555,9 +562,7 @@ class DicomEngine:
             self._apply_action(dataset, tag, path, rule.action, state)
         if tag in dataset:
             raw = dataset.get_item(tag)
-            if self._vr(dataset, tag, raw) == "SQ" and any(
-                r.could_match_inside(len(path)) for r in self.rules
-            ):
+            if self._vr(dataset, tag, raw) == "SQ" and self._descend(path):
                 self._recurse(dataset, tag, path, state, "top")
 
     def _apply_action(
