@@ -519,6 +519,9 @@ class _Exporter:
                 tick()
             else:
                 pending.append(item)
+        # Process (and so create destination containers) in keyed order, not source order: creation
+        # order is visible at the destination and source order can follow dates or names.
+        pending.sort(key=lambda item: item.file_origin)
         with tempfile.TemporaryDirectory(prefix="deid-export-") as tmp:
             tmp_root = Path(tmp)
             if self.job.jobs <= 1:

@@ -225,7 +225,10 @@ class FlywheelStore(Store):
 
     def _list(self, parent: Container, kind: str, filter: str | None = None) -> list[Any]:
         method = getattr(self.client, f"get_{parent.type}_{kind}s")
-        kwargs = {"filter": filter} if filter else {}
+        # List outputs leave ``info`` out unless asked; origin ids and metadata live there.
+        kwargs: dict[str, Any] = {"include_all_info": True}
+        if filter:
+            kwargs["filter"] = filter
         try:
             return list(method(parent.id, **kwargs))
         except Exception as error:

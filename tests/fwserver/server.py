@@ -467,6 +467,9 @@ class FlywheelTestServer:
             expression = (query.get("filter") or [""])[0]
             if expression:
                 children = [c for c in children if _match_filter(c, expression)]
+            if (query.get("include_all_info") or ["false"])[0].lower() != "true":
+                # as Flywheel does: list outputs carry info only when asked for it
+                children = [{**c, "info": None, "info_exists": bool(c["info"])} for c in children]
             return 200, sorted(children, key=lambda c: c["_id"])
         raise _Error(404, f"no route for {method} /{'/'.join(parts)}")
 
