@@ -312,3 +312,47 @@ def test_clean_descriptors_keeps_description_minus_identifying_values(ct_small, 
 def test_without_clean_descriptors_descriptions_are_removed(ct_small, out, ctx):
     DicomHandler(PRESET).deidentify(ct_small, out, ctx)
     assert "StudyDescription" not in pydicom.dcmread(out)
+
+
+def test_handler_is_picklable_for_worker_processes():
+    import pickle
+
+    section = {
+        **PRESET,
+        "salt": "s",
+        "fields": [
+            {"regex": ".*InstanceUID$", "hashuid": True},
+            {
+                "name": "PatientComments",
+                "regex-sub": [{"input-regex": "^(?P<a>.*)$", "output": "{a}"}],
+            },
+        ],
+    }
+    clone = pickle.loads(pickle.dumps(DicomHandler(section)))
+    assert clone.describe() == DicomHandler(section).describe()
+
+
+def test_hashuid_field_makes_the_whole_uid_map_use_hashuid(ct_small, out, ctx):
+    from fw_gear_deid.actions import hashuid
+
+    section = {**PRESET, "salt": "s1", "fields": [{"name": "SOPInstanceUID", "hashuid": True}]}
+    DicomHandler(section).deidentify(ct_small, out, ctx)
+    source, result = pydicom.dcmread(ct_small), pydicom.dcmread(out)
+    assert result.SOPInstanceUID == hashuid(source.SOPInstanceUID, "s1")
+    assert result.StudyInstanceUID == hashuid(source.StudyInstanceUID, "s1")  # preset U, same map
+
+
+def test_jitter_date_in_dicom_is_keyed_by_subject(ct_small, tmp_path, keys):
+    section = {
+        "date-increment": 0,
+        "fields": [
+            {"name": "StudyDate", "increment-date": True, "jitter-date": True, "jitter-range": 5}
+        ],
+    }
+    dates = []
+    for run_index, subject in enumerate(("a", "a", "b")):
+        out = tmp_path / f"{run_index}.dcm"
+        DicomHandler(section).deidentify(ct_small, out, DeidContext(keys=keys, subject=subject))
+        dates.append(pydicom.dcmread(out).StudyDate)
+    assert dates[0] == dates[1]
+    assert dates[0] != "20040119"
