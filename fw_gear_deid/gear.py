@@ -328,7 +328,7 @@ def build_job_kwargs(
         "mapping_csv": _as_path(inputs.path("mapping_csv")),
         "session_level": settings.session_level_mapping,
         "conflict": settings.conflict,
-        "jobs": settings.workers or (os.cpu_count() or 1),
+        "jobs": settings.workers or available_cpus(),
         "report_dir": Path(report_dir),
         "keys": resolve_keys(settings, inputs.path("secret_file"), environ),
         "residual_check": settings.residual_phi_check,
@@ -338,6 +338,15 @@ def build_job_kwargs(
         "date_shift": settings.date_shift,
     }
     return settings, locations, kwargs
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, which containers restrict), at most 64."""
+    try:
+        count = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        count = os.cpu_count() or 1
+    return max(1, min(count, 64))
 
 
 def _as_path(value: str | None) -> Path | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -255,7 +256,7 @@ def test_missing_input_file_on_disk_is_a_config_error(tmp_path):
 def test_workers_zero_means_one_per_cpu(tmp_path):
     config_json = fw_config_json(source_path="/src")
     _, _, kwargs = build_job_kwargs(config_json, tmp_path, {})
-    assert kwargs["jobs"] >= 1
+    assert kwargs["jobs"] == len(os.sched_getaffinity(0))
 
 
 def test_local_config_json_points_inputs_under_the_gear_root():
