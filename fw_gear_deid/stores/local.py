@@ -224,8 +224,10 @@ class LocalStore(Store):
         return CONTAINER_TYPES[depth]
 
     def _child_dir_by_label(self, folder: Path, label: str, kind: str) -> Path:
+        # Only a plain name is tried as a folder: "..", "a/b" never leave the project tree.
+        plain = bool(label) and not label.startswith(".") and "/" not in label and "\\" not in label
         candidate = folder / label
-        if candidate.is_dir() and not candidate.is_symlink() and "/" not in label:
+        if plain and candidate.is_dir() and not candidate.is_symlink():
             return candidate
         for child in self._child_dirs(folder):
             if child.label == label:

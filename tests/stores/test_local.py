@@ -74,6 +74,9 @@ def test_sidecars_give_labels_info_fields_and_location_type(tmp_path):
     assert by_option.location.type == "session"
     with pytest.raises(StoreError, match="no subject"):
         LocalStore(project, read_only=True, subject="nobody")
+    for escape in ("..", "../grp", "."):
+        with pytest.raises(StoreError, match="no subject"):
+            LocalStore(project, read_only=True, subject=escape)
 
 
 def test_symlinks_hidden_files_and_deep_folders_are_reported_not_followed(tmp_path):
