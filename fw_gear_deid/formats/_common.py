@@ -130,6 +130,28 @@ class Rule:
             return ""
         return str(result)
 
+    def normalise_date(self, value: str) -> str:
+        """For a date action: ``value`` in the rule's format, read with dateutil when it is written
+        another way (flywheel-migration does this for file-name groups and XML values)."""
+        if self.action not in ("increment-date", "increment-datetime"):
+            return value
+        from datetime import datetime
+
+        from dateutil import parser as date_parser
+
+        compiled = actions.compile_field_action(
+            self.field, self.section, section_name=self.section_name
+        )
+        fmt = compiled.date_format if self.action == "increment-date" else compiled.datetime_format
+        try:
+            datetime.strptime(value, fmt)
+            return value
+        except ValueError:
+            try:
+                return date_parser.parse(value).strftime(fmt)
+            except (ValueError, OverflowError):
+                return value  # the action reports the unparsable value
+
     def describe(self) -> str:
         return f"{self.label}: {self.action}"
 
@@ -243,7 +265,7 @@ class RuleHandler(FormatHandler):
                         groups[gname], {**self.format_defaults, **self.section}, self.section_name
                     )
                     try:
-                        result = group_rule.apply(text, ctx)
+                        result = group_rule.apply(group_rule.normalise_date(text), ctx)
                     except (ValueError, TypeError) as exc:
                         raise MalformedFileError(
                             source, f"filenames[{index}] group {gname}: {exc}"

@@ -105,26 +105,6 @@ class XmlHandler(RuleHandler):
             return f"{tree.getpath(parent)}/{'tail' if node.is_tail else 'text()'}", str(node)
         return None
 
-    def _normalise_date(self, rule: Rule, value: str) -> str:
-        """Flywheel reformats an XML date to the section's format before shifting it."""
-        if rule.action not in ("increment-date", "increment-datetime"):
-            return value
-        from datetime import datetime
-
-        from dateutil import parser as date_parser
-
-        key = "date-format" if rule.action == "increment-date" else "datetime-format"
-        generic = "%Y%m%d" if rule.action == "increment-date" else "%Y%m%d%H%M%S.%f"
-        fmt = rule.field.get(key) or self.section.get(key) or generic
-        try:
-            datetime.strptime(value, fmt)
-            return value
-        except ValueError:
-            try:
-                return date_parser.parse(value).strftime(fmt)
-            except (ValueError, OverflowError):
-                return value
-
     def deidentify(self, src: Path, dst: Path | None, ctx: DeidContext) -> DeidOutcome:
         source = ctx.source_name or src.name
         data = src.read_bytes()
@@ -167,7 +147,7 @@ class XmlHandler(RuleHandler):
                 continue
             try:
                 result = rule.apply(
-                    self._normalise_date(rule, before),
+                    rule.normalise_date(before),
                     ctx,
                     lookup=lambda n: self._lookup(tree, n),
                     path=path,

@@ -99,3 +99,20 @@ def test_filename_section_is_the_last_catch_all(tmp_path):
     handlers = build_handlers({"json": {}, "filename": {}})
     assert handlers.match("a.json", b"{}").section_name == "json"
     assert handlers.match("a.raw", b"\x00").section_name == "filename"
+
+
+def test_date_group_written_another_way_is_read_then_shifted_in_the_rule_format(tmp_path, ctx):
+    rules = [
+        {
+            "input-regex": r"^scan_(?P<date>\d{4}-\d{2}-\d{2})\.bin$",
+            "output": "scan_{date}.bin",
+            "groups": [{"name": "date", "increment-date": True}],
+        }
+    ]
+    src = tmp_path / "scan_2020-03-04.bin"
+    src.write_bytes(b"x")
+    outcome = FilenameHandler({"filenames": rules}).deidentify(src, None, named(ctx, src.name))
+    offset = ctx.keys.date_offset_days(SUBJECT)
+    assert (
+        outcome.output_name == f"scan_{(datetime(2020, 3, 4) + timedelta(days=offset)):%Y%m%d}.bin"
+    )
