@@ -169,27 +169,61 @@ def test_file_mode_exports_only_the_input_file(gear_image, store, tmp_path):
     assert find_identifiers(destination, source.identifiers()) == []
 
 
-def test_a_job_without_a_valid_profile_is_rejected_and_writes_nothing(gear_image, store, tmp_path):
+BROKEN_PROFILE = "dicom:\n  fields:\n    - name: PateintName\n      remove: true\n"
+
+
+@pytest.mark.parametrize("case", ["invalid explicit profile", "no profile at any level"])
+def test_a_job_without_a_valid_profile_is_rejected_and_writes_nothing(
+    gear_image, store, tmp_path, case
+):
     root, _source, _profile = store
-    broken = tmp_path / "broken.yaml"
-    broken.write_text("dicom:\n  fields:\n    - name: PateintName\n      remove: true\n")
-    config_json = local_config_json(local_job(root), {"deid_profile": broken})
+    inputs = {}
+    if case == "invalid explicit profile":
+        broken = tmp_path / "broken.yaml"
+        broken.write_text(BROKEN_PROFILE, encoding="utf-8")
+        inputs = {"deid_profile": broken}
+    config_json = local_config_json(local_job(root), inputs)
     run = run_gear_container(
         gear_image,
         tmp_path / "job",
         config_json,
-        inputs={"deid_profile": broken},
+        inputs=inputs,
         mounts={root: STORE},
         env={"DEID_SECRET": SECRET},
     )
-    assert run.returncode != 0, run.log
+    assert run.returncode == 1, run.log
     summary = run.report()["summary"]
     assert summary["profile"]["rejected"] is True
-    assert "explicit" in summary["profile"]["issues_by_level"]
-    assert any(
-        "PatientName" in issue for issue in summary["profile"]["issues_by_level"]["explicit"]
-    )
+    assert summary["files"] == 0
+    if inputs:
+        issues = summary["profile"]["issues_by_level"]["explicit"]
+        assert any("PatientName" in issue for issue in issues), issues
+    else:
+        assert set(summary["profile"]["states"].values()) == {"absent"}
+    assert run.metadata()["analysis"]["info"]["deid"]["exit_code"] == 1
     assert data_files(root / "destination-site") == []
+
+
+def test_the_cascade_skips_an_invalid_project_profile_for_the_sites(gear_image, store, tmp_path):
+    root, source, _profile = store
+    site = root / "destination-site"
+    project = site / "shared" / "study-a-deid"
+    project.mkdir(parents=True)
+    (project / "deid_profile.yaml").write_text(BROKEN_PROFILE, encoding="utf-8")
+    (site / "deid_profile.yaml").write_text(DEMO_PROFILE, encoding="utf-8")
+    run = run_gear_container(
+        gear_image,
+        tmp_path / "job",
+        local_config_json(local_job(root)),
+        mounts={root: STORE},
+        env={"DEID_SECRET": SECRET},
+    )
+    assert run.returncode == 0, run.log
+    summary = run.report()["summary"]
+    assert summary["profile"]["level"] == "site"
+    assert summary["profile"]["states"]["project"] != "used"
+    assert "project" in summary["profile"]["issues_by_level"]
+    assert summary["by_state"]["exported"] == len(source.files)
 
 
 def test_a_bad_config_exits_2_and_starts_nothing(gear_image, store, tmp_path):
