@@ -236,10 +236,10 @@ class _Exporter:
     ) -> Iterator[tuple[list[Container], FileEntry]]:
         assert self.source is not None
         container = chain[-1]
-        for name, reason in self.source.skipped_entries(container):
+        for name, reason, in_scope in self.source.skipped_entries(container):
             self.rows.append(
                 ReportRow(
-                    self._label_path(chain), container.type, name, "skipped", reason, in_scope=False
+                    self._label_path(chain), container.type, name, "skipped", reason, in_scope
                 )
             )
         for entry in self.source.files(container):

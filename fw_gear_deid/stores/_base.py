@@ -222,8 +222,12 @@ class Store(ABC):
         """The files attached to ``container`` (not to its children), by name."""
 
     @abstractmethod
-    def skipped_entries(self, container: Container) -> list[tuple[str, str]]:
-        """Entries under ``container`` the store cannot export, as ``(name, reason)`` (e.g. symlinks)."""
+    def skipped_entries(self, container: Container) -> list[tuple[str, str, bool]]:
+        """Entries under ``container`` the store cannot export, as ``(name, reason, in_scope)``.
+
+        ``in_scope`` is True for data that was not exported (a symbolic link, a folder below the
+        acquisition level): it makes the job's exit code non-zero. OS cruft and hidden names are
+        reported with ``in_scope`` False."""
 
     @abstractmethod
     def parents(self, container: Container) -> list[Container]:

@@ -241,7 +241,7 @@ class FlywheelStore(Store):
         entries = [self._file(container, f) for f in (_value(obj, "files") or [])]
         return sorted(entries, key=lambda e: e.name)
 
-    def skipped_entries(self, container: Container) -> list[tuple[str, str]]:
+    def skipped_entries(self, container: Container) -> list[tuple[str, str, bool]]:
         return []  # analyses are not exported (as in the reference gear); nothing else to skip
 
     def parents(self, container: Container) -> list[Container]:

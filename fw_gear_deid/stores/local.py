@@ -322,10 +322,10 @@ class LocalStore(Store):
             sha256=meta.get("sha256"),
         )
 
-    def _scan(self, container: Container) -> tuple[list[FileEntry], list[tuple[str, str]]]:
+    def _scan(self, container: Container) -> tuple[list[FileEntry], list[tuple[str, str, bool]]]:
         folder = self._dir(container.id)
         files: list[FileEntry] = []
-        skipped: list[tuple[str, str]] = []
+        skipped: list[tuple[str, str, bool]] = []
         if not folder.is_dir():
             return files, skipped
         with os.scandir(folder) as entries:
@@ -334,14 +334,14 @@ class LocalStore(Store):
                 if _is_store_metadata(name):
                     continue
                 if entry.is_symlink():
-                    skipped.append((name, "symbolic link (not followed)"))
+                    skipped.append((name, "symbolic link (not followed)", True))
                 elif name.startswith("."):
-                    skipped.append((name, "hidden file or folder"))
+                    skipped.append((name, "hidden file or folder", False))
                 elif entry.is_dir(follow_symlinks=False):
                     if container.type == "acquisition":
-                        skipped.append((f"{name}/", "folder below acquisition level"))
+                        skipped.append((f"{name}/", "folder below acquisition level", True))
                 elif not stat.S_ISREG(entry.stat(follow_symlinks=False).st_mode):
-                    skipped.append((name, "not a regular file"))
+                    skipped.append((name, "not a regular file", True))
                 elif container.type == "project" and name == PROFILE_NAME:
                     continue  # the project's de-id profile, not data
                 else:
@@ -351,7 +351,7 @@ class LocalStore(Store):
     def files(self, container: Container) -> list[FileEntry]:
         return self._scan(container)[0]
 
-    def skipped_entries(self, container: Container) -> list[tuple[str, str]]:
+    def skipped_entries(self, container: Container) -> list[tuple[str, str, bool]]:
         return self._scan(container)[1]
 
     def parents(self, container: Container) -> list[Container]:

@@ -110,12 +110,13 @@ def test_unmatched_symlinked_and_hidden_files_are_reported_never_copied(source, 
     rows = {row.source_file: row for row in result.rows}
     assert (rows["notes.txt"].state, rows["notes.txt"].in_scope) == ("skipped", True)
     assert "no profile section matches" in rows["notes.txt"].reason
-    assert (rows["link.json"].state, rows["link.json"].in_scope) == ("skipped", False)
+    assert (rows["link.json"].state, rows["link.json"].in_scope) == ("skipped", True)
+    assert "symbolic link" in rows["link.json"].reason
     assert rows[".DS_Store"].in_scope is False
     assert not (dest / "sub-01/ses-1/acq-1/notes.txt").exists()
     assert not (dest / "sub-01/ses-1/acq-1/link.json").exists()
-    assert result.summary["by_state"]["skipped"] == 1
-    assert result.summary["not_in_scope"] == 2
+    assert result.summary["by_state"]["skipped"] == 2
+    assert result.summary["not_in_scope"] == 1
 
 
 def test_malformed_file_is_quarantined_and_others_go_on(source, tmp_path, export):

@@ -91,16 +91,18 @@ def test_symlinks_hidden_files_and_deep_folders_are_reported_not_followed(tmp_pa
     store = LocalStore(project, read_only=True)
     acq_container = store.get_container("acquisition", "grp/proj/sub-01/ses-1/acq-t1")
     assert [f.name for f in store.files(acq_container)] == ["a.dcm"]
-    skipped = dict(store.skipped_entries(acq_container))
+    skipped = {
+        name: (reason, in_scope) for name, reason, in_scope in store.skipped_entries(acq_container)
+    }
     assert skipped == {
-        ".DS_Store": "hidden file or folder",
-        "deeper/": "folder below acquisition level",
-        "link.dcm": "symbolic link (not followed)",
+        ".DS_Store": ("hidden file or folder", False),
+        "deeper/": ("folder below acquisition level", True),
+        "link.dcm": ("symbolic link (not followed)", True),
     }
     assert [c.label for c in store.children(store.location)] == ["sub-01"]
-    assert dict(store.skipped_entries(store.location)) == {
-        "linked-subject": "symbolic link (not followed)"
-    }
+    assert store.skipped_entries(store.location) == [
+        ("linked-subject", "symbolic link (not followed)", True)
+    ]
     with pytest.raises(StoreError, match="symbolic link"):
         store.find_file(str(acq / "link.dcm"))
     with pytest.raises(StoreError, match="not inside"):
