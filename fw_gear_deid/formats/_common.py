@@ -299,6 +299,18 @@ class RuleHandler(FormatHandler):
         enclosing archive (Flywheel reads them from the first member). None: no such field."""
         return None
 
+    #: What the handler removes when no rule says otherwise (shown by ``describe``).
+    default_notes: tuple[str, ...] = ()
+    #: Section options worth showing in ``describe`` when set.
+    shown_options: tuple[str, ...] = ()
+
     def describe(self) -> list[str]:
-        lines = [f"{self.section_name}: {rule.describe()}" for rule in self.rules]
-        return lines or [f"{self.section_name}: no field rules"]
+        name = self.section_name
+        lines = [f"{name}: {rule.describe()}" for rule in self.rules] or [f"{name}: no field rules"]
+        lines += [
+            f"{name}: {option}: {self.section[option]!r}"
+            for option in self.shown_options
+            if self.section.get(option) not in (None, False)
+        ]
+        lines += [f"{name}: by default {note}" for note in self.default_notes]
+        return lines

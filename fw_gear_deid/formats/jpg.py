@@ -252,6 +252,11 @@ def _qname(element, tree) -> str:
 
 class JpgHandler(RuleHandler):
     section_name = "jpg"
+    shown_options = ("remove-exif", "remove-gps")
+    default_notes = (
+        "removes XMP, IPTC, COM, MakerNote, other APPn segments and data after the image "
+        "(keep with {name: XMP|IPTC|COM|MakerNote, keep: true})",
+    )
     default_filters = ("*.jpg", "*.jpeg", "*.JPG", "*.JPEG", "*.Jpg", "*.Jpeg", "*.jpe", "*.JPE")
 
     def matches_signature(self, head: bytes) -> bool:

@@ -147,6 +147,7 @@ def get(document: Any, path: JsonPath) -> Any:
 
 class JsonHandler(RuleHandler):
     section_name = "json"
+    shown_options = ("separator",)
     default_filters = ("*.json", "*.JSON", "*.Json")
 
     def matches_signature(self, head: bytes) -> bool:

@@ -45,6 +45,7 @@ class Line:
 
 class KeyValueHandler(RuleHandler):
     section_name = "key-value-text-file"
+    shown_options = ("delimiter", "encoding", "ignore-bad-lines")
     default_filters = ("*.mhd", "*.MHD", "*.Mhd")
 
     @property

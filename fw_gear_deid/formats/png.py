@@ -211,6 +211,8 @@ def time_text(data: bytes) -> str:
 
 class PngHandler(RuleHandler):
     section_name = "png"
+    shown_options = ("remove-private-chunks",)
+    default_notes = ("removes tEXt/zTXt/iTXt, eXIf and tIME chunks unless a rule keeps them",)
     default_filters = ("*.png", "*.PNG", "*.Png")
     format_defaults = {"date-format": "%Y:%m:%d", "datetime-format": "%Y:%m:%d %H:%M:%S"}
 

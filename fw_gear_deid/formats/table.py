@@ -118,6 +118,7 @@ def render_row(row: Row, delimiter: str) -> str:
 
 
 class _TableHandler(RuleHandler):
+    shown_options = ("delimiter",)
     delimiter: str = ","
 
     def _delimiter(self) -> str:

@@ -55,6 +55,8 @@ def _page_label(index: int) -> str:
 
 class TiffHandler(RuleHandler):
     section_name = "tiff"
+    shown_options = ("remove-private-tags",)
+    default_notes = ("removes XMP, IptcNaaInfo, PhotoshopInfo, ImageSourceData and MakerNote",)
     default_filters = ("*.tif", "*.tiff", "*.TIF", "*.TIFF", "*.Tif", "*.Tiff")
 
     def matches_signature(self, head: bytes) -> bool:

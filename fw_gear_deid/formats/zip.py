@@ -107,6 +107,10 @@ def member_value(handler: FormatHandler, path: Path, name: str) -> str | None:
 
 class ZipHandler(RuleHandler):
     section_name = "zip"
+    shown_options = ("hash-subdirectories", "validate-zip-members")
+    default_notes = (
+        "drops OS cruft, blocks the archive on a member no section matches, removes the comment",
+    )
     default_filters = ("*.zip", "*.ZIP", "*.Zip")
     limits = ZipLimits()
 

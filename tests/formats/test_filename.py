@@ -116,3 +116,15 @@ def test_date_group_written_another_way_is_read_then_shifted_in_the_rule_format(
     assert (
         outcome.output_name == f"scan_{(datetime(2020, 3, 4) + timedelta(days=offset)):%Y%m%d}.bin"
     )
+
+
+def test_describe_lists_rules_options_and_fail_closed_defaults():
+    handlers = build_handlers(
+        {"jpg": {"remove-gps": True, "fields": [{"name": "Artist", "remove": True}]}, "zip": {}}
+    )
+    jpg, archive = handlers.handlers
+    lines = jpg.describe()
+    assert lines[0] == "jpg: Artist: remove"
+    assert "jpg: remove-gps: True" in lines
+    assert any("XMP" in line for line in lines)
+    assert any("cruft" in line for line in archive.describe())
