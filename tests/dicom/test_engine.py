@@ -356,3 +356,12 @@ def test_jitter_date_in_dicom_is_keyed_by_subject(ct_small, tmp_path, keys):
         dates.append(pydicom.dcmread(out).StudyDate)
     assert dates[0] == dates[1]
     assert dates[0] != "20040119"
+
+
+@pytest.mark.parametrize("cut", [700, 1000, 3000])
+def test_header_cut_anywhere_is_refused(ct_small, tmp_path, out, ctx, cut):
+    src = tmp_path / "cut-header.dcm"
+    src.write_bytes(ct_small.read_bytes()[:cut])
+    with pytest.raises(MalformedFileError, match="cut-header.dcm"):
+        DicomHandler(PRESET).deidentify(src, out, ctx)
+    assert not out.exists()

@@ -127,8 +127,27 @@ def read_source(path: Path, *, name: str | None = None) -> SourceFile:
             return _read_deflated(path, label, source)
         if pixel_start < size:
             _locate_pixels(handle, label, source, pixel_start, size)
+        else:
+            _check_complete(dataset, label, size)
         _check_values_readable(dataset, label)
     return source
+
+
+def _check_complete(dataset: Dataset, label: str, size: int) -> None:
+    """pydicom stops quietly at a partial element header: bytes after the last complete element of
+    a file without pixel data mean the file was cut (or has garbage appended)."""
+    if not dataset._dict:
+        return
+    last = dataset._dict[max(dataset._dict)]
+    tell = getattr(last, "value_tell", None)
+    length = getattr(last, "length", None)
+    if tell is None or length is None or length == 0xFFFFFFFF:
+        return
+    end = tell + length
+    if end < size:
+        raise MalformedFileError(
+            label, f"truncated or corrupt: {size - end} byte(s) after the last complete element"
+        )
 
 
 def _check_values_readable(dataset: Dataset, label: str) -> None:
