@@ -375,3 +375,18 @@ def test_progress_bar_on_request_and_plain_lines_otherwise(
         assert run_export(job, progress=False).exit_code == 0
     assert "100%" not in capsys.readouterr().err
     assert any(record.getMessage().startswith("progress: ") for record in caplog.records)
+
+
+def test_session_level_mapping_needs_a_row_per_session(source, tmp_path, export):
+    mapping = tmp_path / "sessions.csv"
+    mapping.write_text("subject.label,session.label,CODE\nsub-01,ses-1,A\n")
+    dest = tmp_path / "out" / "grp" / "dest"
+    result = export(source, dest, mapping_csv=mapping, session_level=True)
+    assert result.exit_code == 1
+    by_place = {(r.source_container, r.source_file): r for r in result.rows}
+    assert by_place[("src/sub-01/ses-1", "visit.json")].state == "exported"
+    assert by_place[("src/sub-02/ses-1", "visit.json")].state == "error"
+    assert "session 'ses-1'" in by_place[("src/sub-02/ses-1", "visit.json")].reason
+    # subject files have no session: a session-level mapping cannot place them, and says so
+    assert by_place[("src/sub-01", "demographics.csv")].state == "error"
+    assert "session" in by_place[("src/sub-01", "demographics.csv")].reason
