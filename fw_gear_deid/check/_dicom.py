@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pydicom import dcmread
-from pydicom.datadict import dictionary_VR
+from pydicom.datadict import dictionary_has_tag, dictionary_VR
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
@@ -123,11 +123,18 @@ class DicomReader:
             # pydicom raises many types on hostile input (NotImplementedError for an unknown VR,
             # KeyError, struct.error...): all of them mean "cannot be scanned", i.e. a block
             try:
-                self._dataset = dcmread(self.path, defer_size="1 MB", force=True)
+                dataset = dcmread(self.path, defer_size="1 MB", force=True)
             except Exception as error:
                 raise MalformedFileError(
                     self.path.name, f"not readable as DICOM ({type(error).__name__})"
                 ) from None
+            # force=True reads files without a preamble, and reads garbage as an empty dataset or
+            # as elements of made-up tags: that must not pass as a clean scan
+            has_meta = bool(len(getattr(dataset, "file_meta", None) or ()))
+            keys = dataset.keys()  # not the dataset itself: iterating it converts every element
+            if not has_meta and not any(dictionary_has_tag(tag) for tag in keys):
+                raise MalformedFileError(self.path.name, "no DICOM elements could be read")
+            self._dataset = dataset
         return self._dataset
 
     def elements(self, binary_only: bool = False) -> Iterator[DicomText]:

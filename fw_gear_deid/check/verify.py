@@ -314,8 +314,13 @@ class Verifier:
                     sensitive += handler_sensitive(handler, Path(src_path), Path(dst_path))
                 gate = ResidualGate(sensitive)
                 hits = gate.scan_file(handler, Path(dst_path), dicom=is_dicom)
-        except (DeidError, OSError) as error:
-            reason = getattr(error, "reason", type(error).__name__)
+        except Exception as error:  # one unreadable pair never stops the verification
+            # a DeidError's reason is written to be shown; other messages may quote data
+            reason = (
+                error.reason
+                if isinstance(error, DeidError) and hasattr(error, "reason")
+                else type(error).__name__
+            )
             return FileFinding(display, problem=f"cannot be compared with its source ({reason})")
         # the file's own metadata (info, tags, classification) can carry a header dump
         file_record = {

@@ -249,3 +249,12 @@ def test_file_metadata_and_names_are_verified(trees, capsys) -> None:
     assert code == 1
     assert "image.dcm: file.info.header.dicom.PatientID (id)" in out
     assert "887766" not in out
+
+
+def test_an_unreadable_pair_is_unverified_and_the_rest_goes_on(trees, capsys) -> None:
+    source, dest = trees
+    (dest / "subject-1" / "session-1" / "acq-1" / "image.dcm").write_bytes(b"DICM but not really")
+    code, out = _verify(capsys, str(source), str(dest))
+    assert code == 1
+    assert "UNVERIFIED subject-1/session-1/acq-1/image.dcm: cannot be compared" in out
+    assert "verified 2 destination file(s): 1 clean" in out
