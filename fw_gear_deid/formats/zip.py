@@ -33,6 +33,7 @@ from fw_gear_deid.errors import MalformedFileError, UnsupportedFileError
 from fw_gear_deid.formats._base import DeidContext, DeidOutcome, FormatHandler
 from fw_gear_deid.formats._common import REMOVED, Recorder, Rule, RuleHandler
 from fw_gear_deid.formats._output import output_file
+from fw_gear_deid.formats.filename import FilenameHandler
 
 HEAD_BYTES = 8192
 _COPY_CHUNK = 1 << 20
@@ -344,10 +345,32 @@ class ZipHandler(RuleHandler):
                 with open(target, "rb") as stream:
                     head = stream.read(HEAD_BYTES)
                 handler = self._member_handler(info.filename, head)
-                if handler is None or isinstance(handler, ZipHandler):
-                    yield info.filename, target.read_bytes().decode("latin-1")
+                if handler is None or isinstance(handler, ZipHandler | FilenameHandler):
+                    # bytes no handler parses (copied as they are): their readable runs, which the
+                    # raw-bytes check cannot see through the archive's compression
+                    yield from _printable_runs(info.filename, target)
                 else:
                     for inner, text in handler.text_values(target):
                         if inner != "filename":
                             yield f"{info.filename}:{inner}", text
                 target.unlink()
+
+
+_RUN = re.compile(rb"[\x20-\x7e\t]{4,}")
+_TRAILING_RUN = re.compile(rb"[\x20-\x7e\t]*\Z")
+
+
+def _printable_runs(name: str, path: Path) -> Iterator[tuple[str, str]]:
+    """Readable ASCII runs of a file, read in chunks (a run crossing a chunk edge is kept whole)."""
+    with open(path, "rb") as stream:
+        tail = b""
+        while chunk := stream.read(_COPY_CHUNK):
+            data = tail + chunk
+            cut = _TRAILING_RUN.search(data).start()  # type: ignore[union-attr]
+            if cut == 0 and len(data) > 4 * _COPY_CHUNK:  # one endless run: emit what we have
+                cut = len(data)
+            for match in _RUN.finditer(data, 0, cut):
+                yield name, match.group(0).decode("ascii")
+            tail = data[cut:]
+        for match in _RUN.finditer(tail):
+            yield name, match.group(0).decode("ascii")

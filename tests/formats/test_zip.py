@@ -256,3 +256,34 @@ def test_member_value_reads_dicom_keywords_when_the_dicom_handler_offers_none(tm
     garbage = tmp_path / "x.dcm"
     garbage.write_bytes(b"not dicom")
     assert member_value(StandInDicom(), garbage, "PatientID") is None
+
+
+def test_members_copied_as_they_are_are_still_scanned(tmp_path, ctx):
+    profile = {"csv": {"fields": [{"name": "name", "remove": True}]}, "zip": {}, "filename": {}}
+    src = zip_with(
+        tmp_path / "a.zip",
+        {"t.csv": b"name\nJane Doe\n", "notes.txt": b"\x00\x01seen Jane Doe today\x00"},
+    )
+    handler = zip_handler(profile)
+    dst, outcome = run(handler, src, ctx)
+    assert (
+        zipfile.ZipFile(dst).read("notes.txt") == b"\x00\x01seen Jane Doe today\x00"
+    )  # filename: copied
+    assert ("notes.txt", "seen Jane Doe today") in list(handler.text_values(dst))
+    from fw_gear_deid.check import ResidualGate
+
+    sensitive = [s for member in outcome.members.values() for s in member.sensitive]
+    assert any("notes.txt" in hit.path for hit in ResidualGate(sensitive).scan_file(handler, dst))
+
+
+def test_printable_runs_survive_chunk_edges(tmp_path):
+    from fw_gear_deid.formats.zip import _printable_runs
+
+    edge = 1 << 20
+    data = b"\x00" * (edge - 5) + b"Jane Doe crosses the edge" + b"\x01" * 10 + b"tail run"
+    path = tmp_path / "blob"
+    path.write_bytes(data)
+    assert [text for _n, text in _printable_runs("blob", path)] == [
+        "Jane Doe crosses the edge",
+        "tail run",
+    ]
