@@ -76,6 +76,7 @@ class FlywheelTestServer:
         self.containers: dict[str, dict[str, Any]] = {}
         self.groups: dict[str, dict[str, Any]] = {}
         self.blobs: dict[str, bytes] = {}
+        self.analyses: dict[str, dict[str, Any]] = {}
         self.site_settings: dict[str, Any] = {"deid_profile": None}
         self.project_settings: dict[str, dict[str, Any]] = {}
         self.creates: Counter[str] = Counter()
@@ -195,6 +196,21 @@ class FlywheelTestServer:
         with self.lock:
             fill(project, folder, 0)
         return project
+
+    def add_analysis(self, parent_type: str, parent_id: str, label: str = "analysis") -> dict:
+        """An analysis on a container (what a gear job's destination is); not exported."""
+        with self.lock:
+            parent = self.containers[parent_id]
+            analysis = {
+                "_id": self._new_id(),
+                "label": label,
+                "parent": {"type": parent_type, "id": parent_id},
+                "parents": {**parent["parents"], parent_type: parent_id},
+                "files": [],
+                "created": self._stamp(),
+            }
+            self.analyses[analysis["_id"]] = analysis
+            return analysis
 
     def set_site_profile(self, profile: Any) -> None:
         self.site_settings["deid_profile"] = profile
@@ -381,6 +397,10 @@ class FlywheelTestServer:
             return self._containers(method, PLURAL[head], parts, query, body)
         if head == "containers":
             return self._generic(method, parts, query, body, headers)
+        if head == "analyses" and len(parts) == 2 and method == "GET":
+            if parts[1] not in self.analyses:
+                raise _Error(404, f"analysis {parts[1]} not found")
+            return 200, self.analyses[parts[1]]
         if head == "files" and len(parts) == 2:
             for doc in self.containers.values():
                 for entry in doc["files"]:

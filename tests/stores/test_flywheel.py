@@ -136,3 +136,13 @@ def test_creation_race_is_detected_and_resolved(fw_server):
     assert len(fw_server.children(dest["_id"], "subject")) == 1
     assert fw_server.creates["subject"] > 1  # the race happened...
     assert fw_server.deletes["subject"] == fw_server.creates["subject"] - 1  # ...and was resolved
+
+
+def test_test_server_serves_analyses_for_the_gear(fw_server):
+    import flywheel
+
+    project = fw_server.add_project("grp", "p")
+    analysis = fw_server.add_analysis("project", project["_id"], "deid run")
+    client = flywheel.Client(fw_server.api_key)
+    parent = client.get_analysis(analysis["_id"]).parent
+    assert (parent.type, parent.id) == ("project", project["_id"])
