@@ -19,6 +19,8 @@ from fw_gear_deid.formats._base import DeidContext
 from fw_gear_deid.formats._common import REMOVED, Recorder, Rule
 from fw_gear_deid.formats._tiffio import (
     TYPE_ASCII,
+    TYPE_BYTE,
+    TYPE_UNDEFINED,
     Ifd,
     TiffStructure,
     ascii_entry,
@@ -145,7 +147,9 @@ def apply_tag_rules(
                 continue
             try:
                 result = rule.apply(before, ctx, path=path)
-                if result is REMOVED:
+                numeric = entry.type not in (TYPE_ASCII, TYPE_UNDEFINED, TYPE_BYTE)
+                if result is REMOVED or (numeric and not str(result).strip()):
+                    # an empty number is no value: the entry goes rather than a 0-count entry
                     remove_entry(ifd, tag)
                     recorder.change(path, rule.action, before, None)
                     continue

@@ -186,3 +186,20 @@ def test_embedded_thumbnail_loses_its_own_metadata_but_still_decodes(tmp_path, c
     with Image.open(io.BytesIO(thumbnail)) as image:
         assert image.size == (16, 12)
         image.load()
+
+
+def test_numeric_and_text_tags_take_replacements_in_their_own_type(tmp_path, ctx):
+    section = {
+        "fields": [
+            {"name": "GPSLatitude", "replace-with": "0/1 0/1 0/1"},
+            {"name": "Orientation", "replace-with": ""},
+            {"name": "Make", "replace-with": "anon"},
+            {"name": "UserComment", "replace-with": "none"},
+        ]
+    }
+    _src, dst, _ = run(tmp_path, section, ctx)
+    exif = piexif.load(str(dst))
+    assert exif["GPS"][piexif.GPSIFD.GPSLatitude] == ((0, 1), (0, 1), (0, 1))
+    assert piexif.ImageIFD.Orientation not in exif["0th"]
+    assert exif["0th"][piexif.ImageIFD.Make] == b"anon"
+    assert exif["Exif"][piexif.ExifIFD.UserComment] == b"ASCII\x00\x00\x00none"
