@@ -239,3 +239,12 @@ def test_remove_private_tags_reaches_private_elements_inside_sequences(
     dataset.save_as(src)
     run({"remove-private-tags": True, "fields": []}, src, out, ctx)
     assert b"HIDDEN^NAME" not in out.read_bytes()
+
+
+def test_field_on_file_meta_uid_carries_to_the_sop_instance_uid(rich_ct, out, ctx):
+    source = pydicom.dcmread(rich_ct)
+    section = {"salt": "s1", "fields": [{"name": "(0002,0003)", "hashuid": True}]}
+    result = run(section, rich_ct, out, ctx)
+    expected = hashuid(source.file_meta.MediaStorageSOPInstanceUID, "s1")
+    assert result.file_meta.MediaStorageSOPInstanceUID == expected
+    assert result.SOPInstanceUID == expected

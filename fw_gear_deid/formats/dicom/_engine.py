@@ -352,6 +352,10 @@ class DicomEngine:
             state.text_cleaner()  # before the walk empties the names it looks for
         if self.age_from_birthdate:
             self._patient_age(dataset, state)
+        meta = getattr(dataset, "file_meta", None)
+        if meta is not None and not self.remove_undefined:
+            # Fields may name file meta elements (the reference's remove-undefined never sees them).
+            self._walk(meta, [], state, mode="top")
         self._walk(dataset, [], state, mode="top")
         if trailing is not None:
             self._walk(trailing, [], state, mode="top")
