@@ -49,6 +49,7 @@ EXIF_HEADER = b"Exif\x00\x00"
 XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
 XMP_EXT_HEADER = b"http://ns.adobe.com/xmp/extension/\x00"
 PHOTOSHOP_HEADER = b"Photoshop 3.0\x00"
+EXIF_NS = "http://ns.adobe.com/exif/1.0/"
 _STANDALONE = {0x01, *range(0xD0, 0xD8)}
 MAX_SEGMENT = 0xFFFF - 2
 THUMBNAIL_OFFSET, THUMBNAIL_LENGTH = 513, 514
@@ -303,6 +304,8 @@ class JpgHandler(RuleHandler):
             elif kind in ("xmp", "iptc"):
                 name = kind.upper()
                 if self._kept(name):
+                    if kind == "xmp" and self.section.get("remove-gps"):
+                        segment = self._xmp_without_gps(segment, rec, source)
                     kept_segments.append(segment)
                 else:
                     self._drop_blob(rec, segment, name)
@@ -348,6 +351,50 @@ class JpgHandler(RuleHandler):
             rec.change("XMP", "remove", packet, None, sensitive=False)
             for path, text in values:
                 rec.sensitive(sensitive_kind("remove", path, text), text, path)
+
+    @staticmethod
+    def _xmp_without_gps(segment: Segment, rec: Recorder, source: str) -> Segment:
+        """``remove-gps`` also strips the EXIF GPS properties (``exif:GPS*``) of a kept XMP packet."""
+        from lxml import etree
+
+        if not segment.payload.startswith(XMP_HEADER):
+            return segment  # extended XMP chunks are fragments: nothing to parse on their own
+        parser = etree.XMLParser(
+            resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
+        )
+        body = segment.payload[len(XMP_HEADER) :]
+        try:
+            tree = etree.fromstring(body.strip(b"\x00 \r\n\t"), parser).getroottree()
+        except (etree.XMLSyntaxError, ValueError) as exc:
+            raise MalformedFileError(
+                source, f"the kept XMP packet cannot be read to remove GPS: {exc}"
+            ) from exc
+        removed = False
+        for element in list(tree.iter()):
+            if not isinstance(element.tag, str):
+                continue
+            for name in list(element.attrib):
+                qname = etree.QName(name)
+                if qname.namespace == EXIF_NS and qname.localname.startswith("GPS"):
+                    path = f"XMP.exif:{qname.localname}"
+                    rec.change(path, "remove-gps", element.attrib[name], None)
+                    del element.attrib[name]
+                    removed = True
+            qname = etree.QName(element)
+            parent = element.getparent()
+            if (
+                qname.namespace == EXIF_NS
+                and qname.localname.startswith("GPS")
+                and parent is not None
+            ):
+                path = f"XMP.exif:{qname.localname}"
+                rec.change(path, "remove-gps", "".join(element.itertext()), None)
+                parent.remove(element)
+                removed = True
+        if not removed:
+            return segment
+        packet = etree.tostring(tree, encoding="UTF-8", xml_declaration=False)
+        return Segment(APP1, XMP_HEADER + packet)
 
     def _comment(
         self, segment: Segment, ctx: DeidContext, rec: Recorder, source: str

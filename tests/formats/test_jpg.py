@@ -203,3 +203,15 @@ def test_numeric_and_text_tags_take_replacements_in_their_own_type(tmp_path, ctx
     assert piexif.ImageIFD.Orientation not in exif["0th"]
     assert exif["0th"][piexif.ImageIFD.Make] == b"anon"
     assert exif["Exif"][piexif.ExifIFD.UserComment] == b"ASCII\x00\x00\x00none"
+
+
+def test_remove_gps_also_strips_gps_from_a_kept_xmp_packet(tmp_path, ctx):
+    src, dst, outcome = run(
+        tmp_path, {"remove-gps": True, "fields": [{"name": "XMP", "keep": True}]}, ctx
+    )
+    before, after = exiftool_dump(src), exiftool_dump(dst)
+    assert "XMP-exif:GPSLatitude" in before
+    assert "XMP-exif:GPSLongitude" in before
+    assert "GPS" not in after
+    assert "Johanna Xmpname" in after  # the rest of the packet is kept
+    assert {"XMP.exif:GPSLatitude", "XMP.exif:GPSLongitude"} <= {c.path for c in outcome.changes}
