@@ -191,3 +191,33 @@ def test_remove_undefined_matches_reference(tmp_path):
 
 def test_reference_runner_is_not_imported_by_the_package():
     assert "flywheel_migration" not in sys.modules
+
+
+def test_regex_hashuid_on_every_instance_uid_matches_reference(tmp_path):
+    section = {"salt": "s", "fields": [{"regex": r".*InstanceUID$", "hashuid": True}]}
+    sources = _files("rtplan.dcm", "liver_1frame.dcm", "JPEG2000.dcm")
+    # The reference names the output after the *source* SOPInstanceUID here (a regex field is not
+    # looked up by name): a leak we do not copy, so only the elements are compared.
+    assert_same(section, sources, tmp_path, names=False)
+    name, elements, _ = ours(section, sources[0], tmp_path)
+    assert name == f"{elements['00080018']}.RTPLAN.dcm"
+
+
+def test_datetime_multivalue_and_sequence_path_match_reference(ct_small, tmp_path):
+    dataset = pydicom.dcmread(ct_small)
+    dataset.AcquisitionDateTime = "20040119072730.123456+0100"
+    dataset.OtherPatientIDs = ["A-1", "B-2"]
+    dataset.OtherPatientIDsSequence[0].PatientID = "NESTED"
+    src = tmp_path / "crafted.dcm"
+    dataset.save_as(src)
+    section = {
+        "date-increment": 5,
+        "salt": "x",
+        "fields": [
+            {"name": "AcquisitionDateTime", "increment-datetime": True},
+            {"name": "OtherPatientIDs", "hash": True},
+            {"name": "OtherPatientIDsSequence.*.PatientID", "replace-with": "R"},
+            {"name": '(0009,"GEMS_IDEN_01",01)', "remove": True},
+        ],
+    }
+    assert_same(section, [src], tmp_path)
