@@ -166,6 +166,7 @@ class _TableHandler(RuleHandler):
                     return outcome  # empty file: nothing to de-identify, written empty
                 names = [cell.value.lstrip("\ufeff") for cell in header.cells]
                 columns = self._columns(header)
+                self._check_delimiter(header, names, delimiter, source)
                 dropped = {i for i, rules in columns.items() if any(r.is_remove for r in rules)}
                 for index in sorted(dropped):
                     rec.change(names[index], "remove", sensitive=False)
@@ -195,6 +196,23 @@ class _TableHandler(RuleHandler):
         except (OSError, UnicodeError) as exc:
             raise MalformedFileError(source, f"cannot be read as text: {exc}") from exc
         return outcome
+
+    def _check_delimiter(self, header: Row, names: list[str], delimiter: str, source: str) -> None:
+        """Fail closed on a wrong delimiter: when a column a rule names is missing but would be
+        there with another common delimiter (a ``;`` CSV read with ``,``), the rules would silently
+        do nothing, so the file is refused with a hint instead."""
+        wanted = {r.name for r in self.rules if r.name is not None and not r.is_keep}
+        missing = wanted - set(names)
+        if not missing:
+            return
+        text = render_row(header, delimiter).rstrip("\r\n").lstrip("\ufeff")
+        for other in (",", ";", "\t", "|"):
+            if other != delimiter and missing & {part.strip('"') for part in text.split(other)}:
+                raise MalformedFileError(
+                    source,
+                    f"column(s) {sorted(missing)} not found with delimiter {delimiter!r}, but the "
+                    f"header splits into them with {other!r}: set the section's delimiter",
+                )
 
     @staticmethod
     def _without(row: Row, dropped: set[int]) -> Row:

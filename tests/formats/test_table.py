@@ -138,3 +138,20 @@ def test_latin1_bytes_round_trip_unchanged(tmp_path, ctx):
     assert dst.read_bytes() == f"id,name,city\n{ctx.keys.pseudonym('1', 16)},Jöhn,Zürich\n".encode(
         "latin-1"
     )
+
+
+def test_wrong_delimiter_is_refused_instead_of_silently_doing_nothing(tmp_path, ctx):
+    data = b"id;name;city\n1;Jane Doe;Bern\n"
+    with pytest.raises(MalformedFileError, match="delimiter"):
+        run(
+            CsvHandler({"fields": [{"name": "name", "remove": True}]}),
+            tmp_path,
+            data,
+            ctx,
+            "semi.csv",
+        )
+    # a column that is simply absent is not an error (profiles are shared across files)
+    _src, dst, _ = run(
+        CsvHandler({"fields": [{"name": "mrn", "remove": True}]}), tmp_path, data, ctx, "semi.csv"
+    )
+    assert dst.read_bytes() == data
