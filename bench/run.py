@@ -630,7 +630,7 @@ def versions() -> dict:
 
 
 def hot_profile(args: argparse.Namespace, corpora: list[Corpus]) -> None:
-    """pyinstrument over our 1-worker handler loop on each corpus; text + HTML in bench/results/."""
+    """pyinstrument over our 1-worker handler loop and over `deid run` (inline) on each corpus."""
     for c in corpora:
         stem = RESULTS / f"profile-{c.name}"
         dst = args.data / "out" / f"profile-{c.name}"
@@ -641,6 +641,19 @@ def hot_profile(args: argparse.Namespace, corpora: list[Corpus]) -> None:
         shutil.rmtree(dst, ignore_errors=True)
         if res.returncode == 0:
             print(f"profile: {stem.with_suffix('.txt')} and .html")
+        # The whole product path, inline (--jobs 1), so every stage is in one process.
+        stem = RESULTS / f"profile-deid-run-{c.name}"
+        report = dst.parent / f"{dst.name}.report"
+        argv = [
+            str(our_python()), "-m", "pyinstrument", "-i", "0.0005", "-r", "text", "-o",
+            str(stem.with_suffix(".txt")), "-m", "fw_gear_deid.cli", "run", str(c.path), str(dst),
+            "--profile", str(OUR_PROFILE), "--no-progress", "--report-dir", str(report),
+        ]  # fmt: skip
+        res = subprocess.run(argv, env={**os.environ, "DEID_SECRET": SECRET}, cwd=ROOT, check=False)
+        shutil.rmtree(dst, ignore_errors=True)
+        shutil.rmtree(report, ignore_errors=True)
+        if stem.with_suffix(".txt").exists():
+            print(f"profile: {stem.with_suffix('.txt')}")
 
 
 def main(argv: list[str] | None = None) -> int:
