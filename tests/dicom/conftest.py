@@ -19,11 +19,13 @@ _NOT_DICOM_SUFFIXES = (".py", ".json", ".txt", ".gz", ".bz2", ".zip", ".icc", ".
 
 
 def corpus_files() -> list[Path]:
-    """Every DICOM test file shipped with pydicom and pydicom-data, found locally (never downloaded:
+    """Every DICOM file shipped with pydicom (test files, character sets, palettes) and pydicom-data,
+    found locally (never downloaded:
     ``get_testdata_files`` would try the network for files pydicom-data does not ship)."""
     local = [
         Path(path)
-        for path in glob.glob(os.path.join(DATA_ROOT, "test_files", "**", "*"), recursive=True)
+        for folder in ("test_files", "charset_files", "palettes")
+        for path in glob.glob(os.path.join(DATA_ROOT, folder, "**", "*"), recursive=True)
         if os.path.isfile(path)
         and not path.endswith(_NOT_DICOM_SUFFIXES)
         and os.path.basename(path) != "README"
