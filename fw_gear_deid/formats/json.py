@@ -200,15 +200,17 @@ class JsonHandler(RuleHandler):
         try:
             for rule in self.rules:
                 self._apply(document, rule, ctx, rec, source)
+            changed = bool(outcome.changes)
             outcome.output_name = self.output_name(
                 src, ctx, rec, lambda name: self._lookup(document, name)
             )
-            text = dumps(document, style) if dst is not None else ""
+            text = dumps(document, style) if dst is not None and changed else ""
         except RecursionError as exc:  # nesting json.loads accepted but our walk cannot follow
             raise MalformedFileError(source, "JSON nested too deeply") from exc
         if dst is not None:
             with output_file(dst) as out:
-                out.write(bom + text.encode("utf-8"))  # type: ignore[union-attr]
+                # nothing changed: the source bytes, not our rendering of them
+                out.write(bom + text.encode("utf-8") if changed else src.read_bytes())  # type: ignore[union-attr]
         return outcome
 
     def _lookup(self, document: Any, name: str) -> str | None:

@@ -114,10 +114,12 @@ class XmlHandler(RuleHandler):
         for rule in self.rules:
             if not rule.is_keep:
                 self._apply(tree, rule, ctx, rec, source)
+        changed = bool(outcome.changes)
         outcome.output_name = self.output_name(src, ctx, rec, lambda name: self._lookup(tree, name))
         if dst is not None:
             with output_file(dst) as out:
-                out.write(self.serialise(tree, data))  # type: ignore[union-attr]
+                # nothing changed: the source bytes, not lxml's rendering of them
+                out.write(self.serialise(tree, data) if changed else data)  # type: ignore[union-attr]
         return outcome
 
     def _lookup(self, tree: etree._ElementTree, name: str) -> str | None:

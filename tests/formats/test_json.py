@@ -135,3 +135,12 @@ def test_replace_with_sets_json_values_of_any_type(tmp_path, ctx):
     assert '"weight": 70,' in text  # a number replaced by a numeric text stays a number
     assert data["site"] == "anon"  # inserted (replace-with-insert defaults to true)
     assert {"MRN-001", "MRN-002"} <= {s.value for s in outcome.sensitive}
+
+
+def test_document_no_rule_touches_is_written_byte_for_byte(tmp_path, ctx):
+    text = '{"a" :1,\n  "b": [ 1.0,2 ], "c": "x"}  \n'
+    src, dst, outcome = run(
+        tmp_path, {"fields": [{"name": "missing.path", "remove": True}]}, ctx, text=text
+    )
+    assert outcome.changes == []
+    assert dst.read_bytes() == src.read_bytes()

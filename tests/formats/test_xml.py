@@ -166,3 +166,10 @@ def test_encodings_boms_and_missing_declarations_are_kept(tmp_path, ctx, data, p
     )
     assert dst.read_bytes().startswith(prefix)
     assert [text for path, text in XmlHandler({}).text_values(dst) if path != "filename"] == ["x"]
+
+
+def test_document_no_rule_touches_is_written_byte_for_byte(tmp_path, ctx):
+    text = "<?xml version='1.0'?>\n<r a='1'><e></e><f>&amp;&#233;</f></r>\n"
+    src, dst, outcome = run(tmp_path, [{"name": "//missing", "remove": True}], ctx, text=text)
+    assert outcome.changes == []
+    assert dst.read_bytes() == src.read_bytes()
