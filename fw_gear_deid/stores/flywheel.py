@@ -322,10 +322,12 @@ class FlywheelStore(Store):
         ):
             raise StoreError(f"cannot create a {kind} under a {parent.type}")
         info = with_origin(meta.info, origin_id)
-        existing = self.find_child(parent, kind, origin_id)
+        existing = self.find_child(parent, kind, origin_id) or self._adoptable(
+            parent, kind, meta.label
+        )
         if existing is not None:
             self._update(existing, meta, info)
-            return self.get_container(kind, existing.id)
+            return self._resolve_race(parent, kind, origin_id, existing.id, meta, created=False)
         body = {parent.type: parent.id, "label": meta.label, "info": info}
         body.update({k: v for k, v in meta.fields.items() if v is not None})
         try:
@@ -336,17 +338,44 @@ class FlywheelStore(Store):
             if again is None:
                 raise StoreError(f"creating {kind}: {_first(error)}") from None
             created_id = again.id
-        # Race resolution: every job converges on the oldest container with this origin id.
+        return self._resolve_race(parent, kind, origin_id, created_id, meta, created=True)
+
+    def _resolve_race(
+        self,
+        parent: Container,
+        kind: str,
+        origin_id: str,
+        mine: str,
+        meta: ContainerMeta,
+        created: bool,
+    ) -> Container:
+        """Every job converges on the oldest container with this origin id; a job that just created
+        a newer one deletes it (it is still empty: nothing was put in it yet). A container this
+        call did not create is never deleted."""
         matches = self._by_origin(parent, kind, origin_id)
-        keep = matches[0] if matches else self.get_container(kind, created_id)
-        if keep.id != created_id:
+        keep = matches[0] if matches else self.get_container(kind, mine)
+        if keep.id != mine and created:
             log.info("resolved a concurrent creation of a %s: keeping the older one", kind)
             with contextlib.suppress(Exception):
-                getattr(self.client, f"delete_{kind}")(created_id)
+                getattr(self.client, f"delete_{kind}")(mine)
         for tag in meta.tags:
             if tag not in keep.tags:
                 self._add_tag(keep.id, tag)
         return self.get_container(kind, keep.id)
+
+    def _adoptable(self, parent: Container, kind: str, label: str) -> Container | None:
+        """The oldest child with this label and no origin id (made by hand or by the reference
+        gear, which matches by label): adopted rather than duplicated."""
+        quoted = label.replace("\\", "\\\\").replace(",", "\\,").replace('"', '\\"')
+        found = self._list(parent, kind, filter=f'label="{quoted}"')
+        candidates = [
+            self._container(kind, o)
+            for o in sorted(
+                found, key=lambda o: (str(_value(o, "created") or ""), str(_value(o, "id")))
+            )
+        ]
+        candidates = [c for c in candidates if c.label == label and c.origin_id is None]
+        return candidates[0] if candidates else None
 
     def _add_tag(self, container_id: str, tag: str) -> None:
         try:

@@ -428,6 +428,10 @@ class LocalStore(Store):
         # The lock makes find-then-create one step for every process sharing this file system.
         with _locked(folder):
             existing = self.find_child(parent, kind, origin_id)
+            if existing is None:
+                # A container with this label and no origin id (made by hand, or by the reference
+                # gear, which matches by label) is adopted rather than duplicated.
+                existing = self._adoptable(parent, kind, meta.label)
             if existing is not None:
                 path = self._dir(existing.id)
                 if _read_json(path / CONTAINER_SIDECAR) != json.loads(
@@ -448,6 +452,14 @@ class LocalStore(Store):
             os.rename(tmp, folder / name)
             _fsync_dir(folder)
             return self._container_at(folder / name)
+
+    def _adoptable(self, parent: Container, kind: str, label: str) -> Container | None:
+        matches = [
+            child
+            for child in self.children(parent)
+            if child.type == kind and child.label == label and child.origin_id is None
+        ]
+        return min(matches, key=lambda c: c.id) if matches else None
 
     def find_dest_file(
         self, container: Container, name: str, origin_id: str

@@ -146,3 +146,19 @@ def test_test_server_serves_analyses_for_the_gear(fw_server):
     client = flywheel.Client(fw_server.api_key)
     parent = client.get_analysis(analysis["_id"]).parent
     assert (parent.type, parent.id) == ("project", project["_id"])
+
+
+def test_a_container_with_the_label_and_no_origin_id_is_adopted(fw_server):
+    dest = fw_server.add_project("grp", "dest")
+    by_hand = fw_server.add_container("subject", dest["_id"], "S, 1")
+    other = fw_server.add_container(
+        "subject", dest["_id"], "S, 1", info={"export": {"origin_id": "x"}}
+    )
+    store = open_store("fw://grp/dest", read_only=False, api_key=fw_server.api_key)
+    adopted = store.ensure_child(store.location, "subject", "mine", ContainerMeta("S, 1"))
+    assert adopted.id == by_hand["_id"]
+    assert adopted.origin_id == "mine"
+    assert (
+        fw_server.containers[other["_id"]]["info"]["export"]["origin_id"] == "x"
+    )  # not taken over
+    assert len(fw_server.children(dest["_id"], "subject")) == 2

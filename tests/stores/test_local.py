@@ -204,3 +204,15 @@ def test_temporaries_left_by_a_killed_job_are_removed_under_the_lock(tmp_path):
     src.write_bytes(b"x")
     dest.write_file(dest.location, "x.bin", src, FileMeta(info=with_origin({}, "o")), "skip")
     assert sorted(p.name for p in folder.iterdir()) == [".deid.lock", ".x.bin.meta.json", "x.bin"]
+
+
+def test_a_folder_with_the_label_and_no_origin_id_is_adopted(tmp_path):
+    dest = LocalStore(tmp_path / "grp" / "proj", read_only=False, create=True)
+    (dest.project_dir / "sub-01").mkdir()
+    (dest.project_dir / "sub-01" / "kept.txt").write_text("made by hand")
+    adopted = dest.ensure_child(dest.location, "subject", "o-1", ContainerMeta("sub-01"))
+    assert adopted.id == "grp/proj/sub-01"
+    assert adopted.origin_id == "o-1"
+    again = dest.ensure_child(dest.location, "subject", "o-2", ContainerMeta("sub-01"))
+    assert again.id == "grp/proj/sub-01~2"  # taken by another origin now: a folder of its own
+    assert (dest.project_dir / "sub-01" / "kept.txt").read_text() == "made by hand"
