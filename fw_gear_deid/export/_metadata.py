@@ -110,7 +110,7 @@ class _Rules:
         keys: Keys,
         subject_key: str,
         salt: str | None,
-        date_offset: int | None,
+        date_offset: float | None,
     ):
         self.section = section
         self.keys = keys
@@ -264,6 +264,18 @@ def _section(
     return (top.get(kind) or {}), top
 
 
+def _offset(profile_data: Mapping[str, Any], date_offset: int | None) -> float | None:
+    """The subject's date offset for metadata when the ``flywheel:`` section sets none: the DICOM
+    section's ``date-increment`` (often rendered from the mapping CSV), so container dates move with
+    the files' dates; else ``date_offset``; else (None) the keyed offset of the subject."""
+    if date_offset is not None:
+        return date_offset
+    dicom = profile_data.get("dicom")
+    if isinstance(dicom, Mapping) and dicom.get("date-increment") is not None:
+        return float(dicom["date-increment"])
+    return None
+
+
 def container_metadata(
     container: Container,
     profile_data: Mapping[str, Any],
@@ -290,7 +302,14 @@ def container_metadata(
         out.update({k: v for k, v in record.items() if k not in EXPLICIT_ONLY})
     changes: list[FieldChange] = []
     sensitive: list[SensitiveValue] = []
-    rules = _Rules(section, top, keys, subject_key, profile_data.get("salt"), date_offset)
+    rules = _Rules(
+        section,
+        top,
+        keys,
+        subject_key,
+        profile_data.get("salt"),
+        _offset(profile_data, date_offset),
+    )
     _run_rules(kind, record, out, section, rules, changes, sensitive)
 
     label = out.pop("label", None)
@@ -342,7 +361,14 @@ def file_metadata(
     changes: list[FieldChange] = []
     sensitive: list[SensitiveValue] = []
     if not opted_out:
-        rules = _Rules(section, top, keys, subject_key, profile_data.get("salt"), date_offset)
+        rules = _Rules(
+            section,
+            top,
+            keys,
+            subject_key,
+            profile_data.get("salt"),
+            _offset(profile_data, date_offset),
+        )
         _run_rules("file", record, out, section, rules, changes, sensitive)
     info_flat = {k: v for k, v in out.items() if k.startswith("info.")}
     nested_info = _unflatten(info_flat).get("info", {}) if info_flat else {}

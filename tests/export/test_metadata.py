@@ -136,3 +136,18 @@ def test_file_metadata_keeps_structure_drops_info_header_and_origin():
         entry, {"flywheel": {"file": {"all": True, "include-info-header": True}}}, KEYS, "s"
     )
     assert header.meta.info["header"]["dicom"]["PatientName"] == "Doe^John"
+
+
+def test_container_dates_follow_the_dicom_date_increment_else_the_keyed_offset():
+    session = Container("session", "grp/p/s1/v", "v", fields={"timestamp": "2020-01-02T10:00:00"})
+    rules = {"session": {"fields": [{"name": "timestamp", "increment-datetime": True}]}}
+    with_dicom = container_metadata(
+        session, {"flywheel": rules, "dicom": {"date-increment": -21}}, KEYS, "o", "subj"
+    )
+    assert with_dicom.meta.fields["timestamp"] == "2019-12-12T10:00:00"
+    keyed = container_metadata(session, {"flywheel": rules}, KEYS, "o", "subj")
+    days = KEYS.date_offset_days("subj")
+    import datetime as dt
+
+    expected = (dt.datetime(2020, 1, 2, 10) + dt.timedelta(days=days)).isoformat()
+    assert keyed.meta.fields["timestamp"] == expected
