@@ -238,6 +238,7 @@ class JpgHandler(RuleHandler):
         structures: list[TiffStructure],
     ) -> Segment | None:
         blob = segment.payload[len(EXIF_HEADER) :]
+        changes_before = len(rec.outcome.changes)
         try:
             structure = read_tiff(io.BytesIO(blob), len(blob), ("0th", "1st"))
         except TiffFormatError:
@@ -289,6 +290,8 @@ class JpgHandler(RuleHandler):
                 )
         structures.append(structure)
         blob = self._clean_thumbnails(structure, blob, rec)
+        if len(rec.outcome.changes) == changes_before:
+            return segment  # nothing in it changed: the block as it was, byte for byte
         out = io.BytesIO()
         try:
             write_tiff(structure, io.BytesIO(blob), len(blob), out)

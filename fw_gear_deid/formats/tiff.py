@@ -14,6 +14,7 @@ PhotoshopInfo (34377), ImageSourceData (37724) and the EXIF MakerNote are remove
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -128,8 +129,13 @@ class TiffHandler(RuleHandler):
             outcome.output_name = self.output_name(
                 src, ctx, rec, lambda name: lookup_tag(structure, name)
             )
+            changed = bool(outcome.changes)
             if dst is not None:
                 with output_file(dst) as out:
+                    if not changed:  # nothing to change: the file as it was, byte for byte
+                        stream.seek(0)
+                        shutil.copyfileobj(stream, out, 1 << 20)  # type: ignore[arg-type]
+                        return outcome
                     try:
                         write_tiff(structure, stream, size, out)
                     except TiffFormatError as exc:

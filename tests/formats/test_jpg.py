@@ -215,3 +215,19 @@ def test_remove_gps_also_strips_gps_from_a_kept_xmp_packet(tmp_path, ctx):
     assert "GPS" not in after
     assert "Johanna Xmpname" in after  # the rest of the packet is kept
     assert {"XMP.exif:GPSLatitude", "XMP.exif:GPSLongitude"} <= {c.path for c in outcome.changes}
+
+
+def test_jpeg_nothing_applies_to_is_written_byte_for_byte(tmp_path, ctx):
+    from fixtures import _image
+
+    src = tmp_path / "plain.jpg"
+    exif = piexif.dump(
+        {"0th": {piexif.ImageIFD.Make: b"ExampleCam"}, "Exif": {}, "GPS": {}, "1st": {}}
+    )
+    _image().save(src, "JPEG", exif=exif)
+    dst = tmp_path / "out.jpg"
+    outcome = JpgHandler(
+        {"remove-gps": True, "fields": [{"name": "Artist", "remove": True}]}
+    ).deidentify(src, dst, named(ctx, src.name))
+    assert outcome.changes == []
+    assert dst.read_bytes() == src.read_bytes()

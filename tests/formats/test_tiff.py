@@ -164,3 +164,14 @@ def test_broken_exif_pointer_drops_the_sub_ifd_and_keeps_the_image(tmp_path, ctx
         assert 34853 in image.tag_v2  # the GPS IFD was readable: kept
     with Image.open(src) as a, Image.open(dst) as b:
         assert a.tobytes() == b.tobytes()
+
+
+def test_tiff_nothing_applies_to_is_written_byte_for_byte(tmp_path, ctx):
+    src = tmp_path / "plain.tif"
+    Image.new("L", (8, 8), 7).save(src, "TIFF")
+    dst = tmp_path / "out.tif"
+    outcome = TiffHandler({"fields": [{"name": "Artist", "remove": True}]}).deidentify(
+        src, dst, named(ctx, src.name)
+    )
+    assert outcome.changes == []
+    assert dst.read_bytes() == src.read_bytes()
