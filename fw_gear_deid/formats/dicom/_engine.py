@@ -59,6 +59,21 @@ _SENSITIVE_SKIP_VRS = frozenset({"DS", "IS", "AS", "TM", "CS", "US", "SS", "UL",
 _PROVENANCE_TAGS = frozenset({0x00120062, 0x00120063, 0x00120064, 0x00280303})
 
 
+_PLAIN_TEXT_VRS = frozenset({"AE", "DA", "DT", "LO", "LT", "PN", "SH", "ST", "UC", "UI", "UT"})
+
+
+def _decode_text(data: bytes, dataset: Dataset) -> list[str]:
+    """The values of a raw text element, decoded with the dataset's first character set (Latin-1
+    as a fallback): enough to list them as sensitive without pydicom's conversion."""
+    encodings = dataset._character_set
+    encoding = encodings[0] if isinstance(encodings, list | tuple) and encodings else encodings
+    try:
+        text = data.decode(encoding if isinstance(encoding, str) else "latin-1")
+    except (LookupError, UnicodeDecodeError):
+        text = data.decode("latin-1")
+    return [part.strip(" \x00") for part in text.split("\\")]
+
+
 def _is_private(tag: int) -> bool:
     return bool((tag >> 16) & 1)
 
@@ -511,9 +526,18 @@ class DicomEngine:
         state: FileState,
         vr: str | None = None,
     ) -> None:
-        vr = vr or self._vr(dataset, tag, dataset.get_item(tag))
+        raw = dataset.get_item(tag)
+        vr = vr or self._vr(dataset, tag, raw)
         value = None
-        if vr not in BINARY_VRS or state.preview:  # binary blobs: nothing to list or show
+        if (
+            not state.preview
+            and isinstance(raw, RawDataElement)
+            and vr in _PLAIN_TEXT_VRS
+            and isinstance(raw.value, bytes)
+        ):
+            # Only the text is needed (for the residual gate): skip pydicom's full conversion.
+            value = _decode_text(raw.value, dataset)
+        elif vr not in BINARY_VRS or state.preview:  # binary blobs: nothing to list or show
             try:
                 elem = self._element(dataset, tag)
                 vr, value = elem.VR, elem.value
