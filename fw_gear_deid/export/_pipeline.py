@@ -150,9 +150,11 @@ class _Exporter:
         if src_dir is not None and not is_flywheel_location(job.destination):
             # Before anything is created: a destination inside the source tree would change it.
             self._check_overlap(src_dir, Path(job.destination).expanduser().absolute().resolve())
+        # Read-only until the profile is accepted: a rejected job (or one with no secret) creates
+        # nothing, not even the destination project folder.
         self.dest = open_store(
             job.destination,
-            read_only=job.dry_run,
+            read_only=True,
             api_key=job.dest_api_key or job.api_key,
             create=True,
         )
@@ -484,6 +486,14 @@ class _Exporter:
         self.keys = self._resolve_keys(chosen.profile.data)
         self.summary["keys_fingerprint"] = self.keys.fingerprint
         profiles = SubjectProfiles(chosen, self.job.mapping_csv, self.job.session_level)
+        if not self.job.dry_run:
+            self.dest.close()
+            self.dest = open_store(
+                self.job.destination,
+                read_only=False,
+                api_key=self.job.dest_api_key or self.job.api_key,
+                create=True,
+            )
 
         items: list[_Item] = []
         for chain, entry in self._walk():

@@ -317,6 +317,11 @@ def test_cascade_opt_out_and_rejection(source, tmp_path, export):
     assert set(rejected.summary["profile"]["issues_by_level"]) == {"project", "group"}
     assert visible_files(other) == ["deid_profile.yaml"]  # nothing written
     assert rejected.rows == []
+    nowhere = tmp_path / "out3" / "grp" / "dest"
+    nowhere.parent.mkdir(parents=True)
+    (nowhere.parent / "deid_profile.yaml").write_text("jsn: {}\n")
+    assert export(source, nowhere, profile_path=None).exit_code == 1
+    assert not nowhere.exists()  # a rejected job creates nothing, not even the project folder
 
     fallback = tmp_path / "out4" / "grp" / "dest"
     fallback.parent.mkdir(parents=True)
