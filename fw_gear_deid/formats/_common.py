@@ -222,9 +222,28 @@ def render_output(template: str, values: Mapping[str, str], source: str) -> str:
             raise MalformedFileError(
                 source, f"filenames output needs {{{var}}}, which the file does not have"
             )
-        return format(values[var], spec) if spec else values[var]
+        if not spec:
+            return values[var]
+        for candidate in (values[var], _as_number(values[var])):
+            try:  # "{n:>4}" formats text, "{n:03d}" a number: try the text, then the number
+                return format(candidate, spec)
+            except (ValueError, TypeError):
+                continue
+        raise MalformedFileError(
+            source, f"filenames output {{{var}:{spec}}} cannot format {values[var]!r}"
+        )
 
     return _OUTPUT_VAR.sub(fill, template)
+
+
+def _as_number(text: str) -> int | float | None:
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            return None
 
 
 class RuleHandler(FormatHandler):

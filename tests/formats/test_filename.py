@@ -128,3 +128,20 @@ def test_describe_lists_rules_options_and_fail_closed_defaults():
     assert "jpg: remove-gps: True" in lines
     assert any("XMP" in line for line in lines)
     assert any("cruft" in line for line in archive.describe())
+
+
+def test_output_format_specs_apply_to_text_and_numbers(tmp_path, ctx):
+    src = tmp_path / "run7_scan.bin"
+    src.write_bytes(b"x")
+    rules = [
+        {"input-regex": r"^run(?P<n>\d+)_(?P<kind>\w+)\.bin$", "output": "run{n:03d}_{kind:>6}.bin"}
+    ]
+    assert (
+        FilenameHandler({"filenames": rules})
+        .deidentify(src, None, named(ctx, src.name))
+        .output_name
+        == "run007_  scan.bin"
+    )
+    bad = [{"input-regex": r"^run(?P<n>\d+)_(?P<kind>\w+)\.bin$", "output": "{kind:03d}.bin"}]
+    with pytest.raises(MalformedFileError, match="cannot format"):
+        FilenameHandler({"filenames": bad}).deidentify(src, None, named(ctx, src.name))
