@@ -46,6 +46,16 @@ csv:
   fields:
     - name: mrn
       remove: true
+tsv:
+  fields:
+    - name: mrn
+      remove: true
+xml:
+  fields:
+    - name: /record/PatientName
+      remove: true
+    - name: /record/PatientID
+      remove: true
 zip:
   hash-subdirectories: false
 """
@@ -70,11 +80,11 @@ def _json_payload(name: str, mrn: str) -> str:
     return json.dumps({"PatientName": name, "PatientID": mrn, "BirthDate": "19610101", "Value": 7})
 
 
-def _write_dicom(path: Path, name: str, mrn: str) -> None:
+def _write_dicom(path: Path, name: str, mrn: str, sample: str = "CT_small.dcm") -> None:
     from pydicom import dcmread
     from pydicom.data import get_testdata_file
 
-    dataset = dcmread(get_testdata_file("CT_small.dcm"))
+    dataset = dcmread(get_testdata_file(sample))
     dataset.PatientName = name
     dataset.PatientID = mrn
     dataset.PatientBirthDate = "19610101"
@@ -106,12 +116,18 @@ def build_source(root: Path, subjects: int = 2, files_per_acq: int = 1) -> Path:
         )
         (subject / "demographics.csv").write_text(f"id,mrn,score\n{number},{mrn},007\n")
         (subject / "ses-1" / "visit.json").write_text(_json_payload(name, mrn))
+        (subject / "ses-1" / "scores.tsv").write_text(f"id\tmrn\tscore\n{number}\t{mrn}\t007\n")
+        (subject / "ses-1" / "record.xml").write_text(
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f"<record><PatientName>{name}</PatientName><PatientID>{mrn}</PatientID>"
+            "<Value>7</Value></record>\n"
+        )
         for index in range(files_per_acq):
             (acq / f"meta-{index}.json").write_text(_json_payload(name, mrn))
         with zipfile.ZipFile(acq / "bundle.zip", "w") as archive:
             archive.writestr("inner/one.json", _json_payload(name, mrn))
         if HAS_DICOM:
-            _write_dicom(acq / "image.dcm", name, mrn)
+            _write_dicom(acq / "image.dcm", name, mrn, ("CT_small.dcm", "MR_small.dcm")[number % 2])
     return project
 
 

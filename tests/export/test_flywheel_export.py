@@ -74,7 +74,7 @@ def test_project_export_over_the_sdk_mirrors_and_is_idempotent(seeded, export):
     tree = _dest_tree(server, dest["_id"])
     assert tree[""] == ["protocol.json"]
     assert tree["/sub-01"] == ["demographics.csv"]
-    assert tree["/sub-01/ses-1"] == ["visit.json"]
+    assert tree["/sub-01/ses-1"] == ["record.xml", "scores.tsv", "visit.json"]
     assert "meta-0.json" in tree["/sub-01/ses-1/acq-1"]
     assert sum(len(v) for v in tree.values()) == len(visible_files(local)) == len(result.rows)
     blob = _all_dest_bytes(server, dest["_id"])

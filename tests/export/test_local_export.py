@@ -34,10 +34,14 @@ def test_project_export_mirrors_the_tree_and_reports(source, tmp_path, export):
         "protocol.json",
         "sub-01/demographics.csv",
         "sub-01/ses-1/visit.json",
+        "sub-01/ses-1/scores.tsv",
+        "sub-01/ses-1/record.xml",
         "sub-01/ses-1/acq-1/bundle.zip",
         "sub-01/ses-1/acq-1/meta-0.json",
         "sub-02/demographics.csv",
         "sub-02/ses-1/visit.json",
+        "sub-02/ses-1/scores.tsv",
+        "sub-02/ses-1/record.xml",
         "sub-02/ses-1/acq-1/bundle.zip",
         "sub-02/ses-1/acq-1/meta-0.json",
     }
@@ -49,6 +53,8 @@ def test_project_export_mirrors_the_tree_and_reports(source, tmp_path, export):
         assert files == expected
     assert json.loads((dest / "sub-01/ses-1/acq-1/meta-0.json").read_text()) == {"Value": 7}
     assert (dest / "sub-01/demographics.csv").read_text() == "id,score\n1,007\n"
+    assert (dest / "sub-01/ses-1/scores.tsv").read_text() == "id\tscore\n1\t007\n"
+    assert "<Value>7</Value>" in (dest / "sub-01/ses-1/record.xml").read_text()
     assert_no_phi(dest, result.report_csv, result.report_json)
     assert tree_digest(source) == before  # not one source byte or sidecar changed
 
