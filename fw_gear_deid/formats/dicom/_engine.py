@@ -413,7 +413,7 @@ class DicomEngine:
     def _walk(self, dataset: Dataset, path: list[Step], state: FileState, mode: str) -> None:
         kept_blocks: set[tuple[int, int]] = set()
         creators: list[int] = []
-        for tag in list(dataset.keys()):
+        for tag, raw in list(dataset._dict.items()):  # the raw elements, no Tag() conversions
             tag = int(tag)
             if tag & 0xFFFF == 0 and tag >> 16 > 2:
                 continue  # group lengths: pydicom does not write them
@@ -429,7 +429,6 @@ class DicomEngine:
                     kept_blocks.add((tag >> 16, (tag & 0xFFFF) >> 8))
                 self._apply_rules(dataset, tag, path, rules, state)
                 continue
-            raw = dataset.get_item(tag)
             vr = self._vr(dataset, tag, raw)
             if self.remove_undefined:
                 if vr == "SQ" and any(r.could_match_inside(len(path)) for r in self.rules):
@@ -526,7 +525,7 @@ class DicomEngine:
         state: FileState,
         vr: str | None = None,
     ) -> None:
-        raw = dataset.get_item(tag)
+        raw = dataset._dict[tag]
         vr = vr or self._vr(dataset, tag, raw)
         value = None
         if (
@@ -537,7 +536,8 @@ class DicomEngine:
         ):
             # Only the text is needed (for the residual gate): skip pydicom's full conversion.
             value = _decode_text(raw.value, dataset)
-        elif vr not in BINARY_VRS or state.preview:  # binary blobs: nothing to list or show
+        elif state.preview or vr == "SQ" or vr not in (BINARY_VRS | _SENSITIVE_SKIP_VRS):
+            # binary blobs and numbers are neither listed nor shown: no need to decode them
             try:
                 elem = self._element(dataset, tag)
                 vr, value = elem.VR, elem.value
