@@ -44,6 +44,7 @@ class Keys:
         self._secret = secret
         self.date_shift = date_shift or DateShiftRange()
         self._uid_cache: dict[str, str] = {}
+        self._offset_cache: dict[str, int] = {}
 
     @classmethod
     def from_env(cls, date_shift: DateShiftRange | None = None) -> Keys | None:
@@ -81,6 +82,12 @@ class Keys:
 
     def date_offset_days(self, subject: str) -> int:
         """The subject's date offset in days: keyed, within :attr:`date_shift`, never 0."""
+        cached = self._offset_cache.get(subject)
+        if cached is None:
+            cached = self._offset_cache[subject] = self._date_offset_days(subject)
+        return cached
+
+    def _date_offset_days(self, subject: str) -> int:
         low, high = self.date_shift.min_days, self.date_shift.max_days
         candidates = [day for day in (low, high) if day != 0]
         span = high - low + 1
