@@ -400,6 +400,7 @@ def run_all(args: argparse.Namespace, corpora: list[Corpus], rows: list[Contesta
                 files_out = sum(
                     1 for p in dst.rglob("*") if p.is_file() and not p.name.startswith(".")
                 )
+                states = _report_states(dst.parent / f"{dst.name}.report")
                 shutil.rmtree(dst, ignore_errors=True)
                 shutil.rmtree(dst.parent / f"{dst.name}.report", ignore_errors=True)
                 if sample.returncode != 0 and not (row.kind == "deid" and sample.returncode == 1):
@@ -411,8 +412,22 @@ def run_all(args: argparse.Namespace, corpora: list[Corpus], rows: list[Contesta
                 else:
                     record = asdict(sample)
                     record["files_out"] = files_out
+                    if states:
+                        record["states"] = states
                     samples[row.key].append(record)
     return {"samples": samples, "probes": probes}
+
+
+def _report_states(folder: Path) -> dict[str, int]:
+    """File states counted from `deid run`'s report CSV (exported, blocked, error, ...)."""
+    import csv
+    from collections import Counter
+
+    counts: Counter[str] = Counter()
+    for report in folder.glob("*.csv") if folder.is_dir() else ():
+        with open(report, newline="", encoding="utf-8") as handle:
+            counts.update(row.get("state", "?") for row in csv.DictReader(handle))
+    return dict(counts)
 
 
 def summarise(rows: list[Contestant], corpora: list[Corpus], raw: dict, jobs: int) -> list[dict]:
@@ -460,6 +475,12 @@ def summarise(rows: list[Contestant], corpora: list[Corpus], raw: dict, jobs: in
             if c.name == "small":
                 files, size = files - 1, size - _first_size(c)
             entry["failed"] = max(0, c.files - entry["files_out"])
+            states = runs[-1].get("states") or {}
+            entry["errors"] = {
+                f"deid run state {state}": count
+                for state, count in states.items()
+                if state != "exported"
+            }
         else:
             entry["work_s"] = entry["wall_s"]
             entry["work_cpu_s"] = med(r["cpu_s"] for r in runs)
