@@ -170,11 +170,19 @@ def _strptime_codes() -> frozenset[str]:
 def _exif_names() -> dict[str, str]:
     import piexif
 
-    names: dict[str, str] = {}
+    # The JPEG segments the jpg handler edits besides EXIF tags (and their piexif spellings).
+    names: dict[str, str] = {
+        name.lower(): name
+        for name in ("XMP", "XMLPacket", "IPTC", "ImageResources", "COM", "Comment")
+    }
     for ifd in ("0th", "1st", "Exif", "GPS", "Interop"):
         for info in piexif.TAGS[ifd].values():
             names.setdefault(info["name"].lower(), info["name"])
     return names
+
+
+def _is_png_chunk_type(name: Any) -> bool:
+    return isinstance(name, str) and len(name) == 4 and name.isascii() and name.isalpha()
 
 
 @cache
@@ -497,10 +505,16 @@ class Checker:
         action = actions[0] if actions else None
         self.action_values(entry, path, actions)
         self.field_options(entry, path, action)
-        if section_name == "png" and action not in (None, "keep", "identity", "remove"):
+        if (
+            section_name == "png"
+            and action not in (None, "keep", "identity", "remove")
+            and _is_png_chunk_type(entry.get("name"))
+        ):
+            # A whole chunk can only be kept or removed; a value action needs a text keyword.
             self.add(
                 (*path, action),
-                f"the png section supports only remove and keep, not {action}",
+                f"a PNG chunk type supports only remove and keep, not {action} "
+                "(name a tEXt/zTXt/iTXt keyword, e.g. Author, to edit its text)",
             )
         if isinstance(entry.get("regex-sub"), list):
             self.regex_sub(
@@ -691,8 +705,11 @@ class Checker:
         if name.lower() in public:
             return public[name.lower()]
         if len(name) != 4 or not name.isascii() or not name.isalpha():
-            self.add(path, f"{name!r} is not a PNG chunk type (4 ASCII letters)")
-            return None
+            # Not a chunk type: the keyword of text chunks (PNG: 1-79 Latin-1 characters).
+            if not 1 <= len(name) <= 79 or not all(" " <= c <= "\xff" for c in name):
+                self.add(path, f"{name!r} is neither a PNG chunk type nor a text keyword")
+                return None
+            return ("keyword", name)
         if name[1].isupper():
             # An upper-case second letter marks a public chunk: it must be a known one.
             self.add(

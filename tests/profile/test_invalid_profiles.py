@@ -490,8 +490,8 @@ CASES = [
               replace-with: x
         """,
         [
-            "4: png.fields[0].replace-with: the png section supports only remove and keep, "
-            "not replace-with"
+            "4: png.fields[0].replace-with: a PNG chunk type supports only remove and keep, "
+            "not replace-with (name a tEXt/zTXt/iTXt keyword, e.g. Author, to edit its text)"
         ],
     ),
     (

@@ -219,3 +219,29 @@ def test_empty_profile_is_an_error(tmp_path):
 def test_empty_section_is_an_empty_mapping():
     profile = load_profile(text="dicom:\njpg:\n", source="p.yaml")
     assert profile.data == {"dicom": {}, "jpg": {}}
+
+
+def test_jpeg_segment_names_and_png_text_keywords_validate():
+    profile = load_profile(
+        text="""
+jpg:
+  fields:
+    - name: XMP
+      keep: true
+    - name: COM
+      replace-with: anonymous
+png:
+  fields:
+    - name: Author
+      replace-with: ANON
+    - name: Creation Time
+      increment-datetime: true
+    - name: tEXt
+      remove: true
+"""
+    )
+    assert [field["name"] for field in profile.data["png"]["fields"]] == [
+        "Author",
+        "Creation Time",
+        "tEXt",
+    ]
