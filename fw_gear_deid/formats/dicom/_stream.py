@@ -66,6 +66,8 @@ class SourceFile:
     pixel_end: int = 0
     trailing: Dataset | None = None
     deflated: bool = False
+    #: The raw pixel data element when it is small (read once, no second open at write time).
+    pixel_bytes: bytes | None = None
 
     @property
     def has_raw_pixels(self) -> bool:
@@ -209,6 +211,9 @@ def _locate_pixels(handle: BinaryIO, label: str, source: SourceFile, start: int,
                 label, f"pixel data is truncated ({size - value_start} of {length} bytes)"
             )
     source.pixel_start, source.pixel_end = start, end
+    if end - start <= _CHUNK:
+        handle.seek(start)
+        source.pixel_bytes = handle.read(end - start)
     if end < size:
         if size - end > _MAX_TRAILING:
             raise MalformedFileError(label, "more than 64 MiB of data after the pixel data")
@@ -297,7 +302,9 @@ def write_output(dst: Path, source: SourceFile, dataset: Dataset, trailing: Data
         )
         if source.deflated:
             return
-        if source.has_raw_pixels:
+        if source.pixel_bytes is not None:
+            out.write(source.pixel_bytes)
+        elif source.has_raw_pixels:
             _copy_range(source.path, out, source.pixel_start, source.pixel_end)
         if trailing is not None and len(trailing):
             buffer = DicomFileLike(out)
