@@ -269,8 +269,9 @@ def jitter(
         number: int | float = float(value)
         if jitter_type == "int":
             number = int(number)
-    except (TypeError, ValueError) as error:
-        raise ActionError(f"unable to cast jitter value to a number: {error}") from None
+    except (TypeError, ValueError):
+        # The message never quotes the value: errors reach reports, which carry no PHI.
+        raise ActionError("unable to cast the value to a number for jitter") from None
     if jitter_type == "int":
         new_value: int | float = number + _keyed_nonzero_int(
             keys, "jitter", int(jitter_range), *parts
@@ -317,7 +318,6 @@ def _shift_one(
     maximum: datetime | None,
     timezone: bool,
 ) -> str:
-    original = text
     suffix = ""
     if timezone:
         for pattern in _RE_TIMEZONES:
@@ -329,8 +329,9 @@ def _shift_one(
         text += ".0"  # the reference adds missing fractional seconds before parsing
     try:
         moment = datetime.strptime(text, fmt)
-    except ValueError as error:
-        raise ActionError(f"unable to parse {original!r} with {fmt!r}: {error}") from None
+    except ValueError:
+        # The message never quotes the value: errors reach reports, which carry no PHI.
+        raise ActionError(f"the value does not parse with the format {fmt!r}") from None
     moment += delta
     if minimum is not None:
         moment = max(moment, minimum)
@@ -435,7 +436,7 @@ def regex_sub(
         if match:
             break
     else:
-        raise ActionError(f"value {text!r} does not match any of the input-regex values")
+        raise ActionError("the value does not match any of the input-regex values")
     captured = match.groupdict()
     values: dict[str, str] = {}
     for var in rule.output_vars:

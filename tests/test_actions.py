@@ -91,7 +91,7 @@ def test_shift_date_applies_datetime_min_clamp_unlike_reference():
 
 
 def test_shift_date_unparsable_value_raises_action_error():
-    with pytest.raises(ActionError, match="unable to parse"):
+    with pytest.raises(ActionError, match="does not parse with the format"):
         shift_date("2004-01-19", "%Y%m%d", 1)
 
 
@@ -209,3 +209,10 @@ def test_regex_sub_without_match_raises_action_error(ctx):
     entry = {"name": "x", "regex-sub": [{"input-regex": "^a$", "output": "b"}]}
     with pytest.raises(ActionError, match="does not match"):
         compile_field_action(entry, {}).apply("zzz", ctx)
+
+
+def test_action_errors_never_quote_the_value():
+    # Errors end up in reports, which must carry no PHI values.
+    with pytest.raises(ActionError) as caught:
+        shift_date("DOE^JOHN", "%Y%m%d", 1)
+    assert "DOE" not in str(caught.value)
