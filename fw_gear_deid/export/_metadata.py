@@ -59,6 +59,8 @@ class MetadataResult:
     meta: ContainerMeta | FileMeta
     changes: list[FieldChange] = field(default_factory=list)
     sensitive: list[SensitiveValue] = field(default_factory=list)
+    #: The source label went out unchanged because no rule names ``label``.
+    label_copied: bool = False
 
     def record(self) -> dict[str, Any]:
         """The destination metadata as one dict, for the residual-PHI scan."""
@@ -312,6 +314,7 @@ def container_metadata(
     )
     _run_rules(kind, record, out, section, rules, changes, sensitive)
 
+    label_ruled = any(change.path == f"{kind}.label" for change in changes)
     label = out.pop("label", None)
     if label in (None, ""):
         # A removed label never falls back to the source label: a keyed pseudonym of the container.
@@ -328,7 +331,7 @@ def container_metadata(
         tags=[str(t) for t in tags] if isinstance(tags, list) else [str(tags)],
         fields={k: v for k, v in fields.items() if k in CONTAINER_FIELDS.get(kind, ())},
     )
-    return MetadataResult(meta, changes, sensitive)
+    return MetadataResult(meta, changes, sensitive, label_copied=not label_ruled)
 
 
 def file_metadata(

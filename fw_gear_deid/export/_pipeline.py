@@ -446,6 +446,18 @@ class _Exporter:
         if result.reason:
             row.reason = result.reason
 
+    def note_copied_labels(self) -> None:
+        """Say how many destination labels are source labels copied without a rule: the gate checks
+        them only against the identifiers of each file written under them."""
+        copied = {key[0] for key, meta in self._meta_cache.items() if meta.label_copied}
+        self.summary["labels_copied_without_rule"] = len(copied)
+        if copied and not self.summary.get("profile", {}).get("opted_out"):
+            log.warning(
+                "%d container label(s) were copied from the source (no flywheel: rule names label); "
+                "the residual-PHI check compares them with each file's own identifiers only",
+                len(copied),
+            )
+
     # -- run --------------------------------------------------------------------------------------
     def run(self) -> int:
         from fw_gear_deid.export._profiles import SubjectProfiles, choose_profile
@@ -663,6 +675,7 @@ def run_export(job: ExportJob, progress: bool | None = None) -> ExportResult:
                 with contextlib.suppress(Exception):
                     store.close()
     rows = exporter.rows
+    exporter.note_copied_labels()
     for row in rows:
         if row.state == PENDING:  # the job stopped before this file (a store failure): say so
             row.state, row.reason = "error", "not processed: the job stopped early"

@@ -46,6 +46,14 @@ csv:
   fields:
     - name: mrn
       remove: true
+jpg:
+  fields:
+    - name: Artist
+      remove: true
+    - name: DateTimeOriginal
+      remove: true
+    - name: ImageDescription
+      remove: true
 tsv:
   fields:
     - name: mrn
@@ -91,6 +99,22 @@ def _write_dicom(path: Path, name: str, mrn: str, sample: str = "CT_small.dcm") 
     dataset.save_as(path)
 
 
+def _write_jpeg(path: Path, name: str, mrn: str) -> None:
+    import piexif
+    from PIL import Image
+
+    exif = piexif.dump(
+        {
+            "0th": {
+                piexif.ImageIFD.Artist: name.encode(),
+                piexif.ImageIFD.ImageDescription: f"scan of {mrn}".encode(),
+            },
+            "Exif": {piexif.ExifIFD.DateTimeOriginal: b"1961:01:01 10:00:00"},
+        }
+    )
+    Image.new("RGB", (8, 8), (10, 20, 30)).save(path, exif=exif)
+
+
 def build_source(root: Path, subjects: int = 2, files_per_acq: int = 1) -> Path:
     """``root/site/grp/src``: subjects with sessions, acquisitions, project/subject/session files,
     JSON, CSV, a zip of JSON members and (when the DICOM handler exists) DICOM files."""
@@ -124,6 +148,7 @@ def build_source(root: Path, subjects: int = 2, files_per_acq: int = 1) -> Path:
         )
         for index in range(files_per_acq):
             (acq / f"meta-{index}.json").write_text(_json_payload(name, mrn))
+        _write_jpeg(acq / "photo.jpg", name, mrn)
         with zipfile.ZipFile(acq / "bundle.zip", "w") as archive:
             archive.writestr("inner/one.json", _json_payload(name, mrn))
         if HAS_DICOM:

@@ -38,12 +38,14 @@ def test_project_export_mirrors_the_tree_and_reports(source, tmp_path, export):
         "sub-01/ses-1/record.xml",
         "sub-01/ses-1/acq-1/bundle.zip",
         "sub-01/ses-1/acq-1/meta-0.json",
+        "sub-01/ses-1/acq-1/photo.jpg",
         "sub-02/demographics.csv",
         "sub-02/ses-1/visit.json",
         "sub-02/ses-1/scores.tsv",
         "sub-02/ses-1/record.xml",
         "sub-02/ses-1/acq-1/bundle.zip",
         "sub-02/ses-1/acq-1/meta-0.json",
+        "sub-02/ses-1/acq-1/photo.jpg",
     }
     files = set(visible_files(dest))
     assert expected <= files
@@ -247,6 +249,7 @@ def test_residual_gate_blocks_a_file_whose_container_label_carries_its_phi(
     assert all("residual PHI" in row.reason and "subject.label" in row.reason for row in blocked)
     assert not (dest / "MRN12345").exists()
     assert_no_phi(dest)
+    assert result.summary["labels_copied_without_rule"] == 6  # 2 subjects, 2 sessions, 2 acqs
     unchecked = export(source, tmp_path / "out3" / "grp" / "dest", residual_check=False)
     assert unchecked.summary["residual_check"] is False
     assert unchecked.exit_code == 0
