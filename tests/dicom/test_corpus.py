@@ -65,3 +65,29 @@ def test_preset_deidentifies_or_refuses_clearly(path, preset_handler, ctx, out):
     texts = [text for _, text in preset_handler.text_values(out)]
     assert not [name for name in names if any(name in text for text in texts)]
     assert outcome.output_name.endswith(".dcm")
+
+
+_WRITER_SAMPLE = [p for p in _FILES if p.suffix == ".dcm"][::3]
+
+
+@pytest.mark.parametrize("path", _WRITER_SAMPLE, ids=[p.name for p in _WRITER_SAMPLE])
+def test_fast_header_writer_gives_pydicom_dcmwrite_bytes(path, ctx, tmp_path):
+    """The raw-span writer is an optimisation only: byte for byte what pydicom.dcmwrite writes."""
+    from fw_gear_deid.formats.dicom._engine import DicomEngine
+    from fw_gear_deid.formats.dicom._stream import read_source, write_output
+
+    outputs = []
+    for fast in (True, False):
+        try:
+            source = read_source(path)
+        except MalformedFileError:
+            pytest.skip("refused file")
+        DicomEngine({"preset": "ps3.15-basic", "fields": []}).run(
+            source.dataset, source.trailing, ctx, False
+        )
+        if not fast:
+            source.header_bytes = None
+        out = tmp_path / f"{fast}.dcm"
+        write_output(out, source, source.dataset, source.trailing)
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1]

@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import BinaryIO
 
 import pydicom
+from pydicom.charset import convert_encodings
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.filebase import DicomFileLike
+from pydicom.filebase import DicomBytesIO, DicomFileLike
 from pydicom.filereader import read_dataset
-from pydicom.filewriter import write_dataset
+from pydicom.filewriter import write_data_element, write_dataset, write_file_meta_info
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
@@ -68,6 +70,8 @@ class SourceFile:
     deflated: bool = False
     #: The raw pixel data element when it is small (read once, no second open at write time).
     pixel_bytes: bytes | None = None
+    #: The source bytes before the pixel data: untouched top-level elements are copied from here.
+    header_bytes: bytes | None = None
 
     @property
     def has_raw_pixels(self) -> bool:
@@ -127,6 +131,8 @@ def read_source(path: Path, *, name: str | None = None) -> SourceFile:
         source = SourceFile(path, dataset, syntax, implicit, little, had_meta)
         if syntax == DeflatedExplicitVRLittleEndian:
             return _read_deflated(path, label, source)
+        handle.seek(0)
+        source.header_bytes = handle.read(pixel_start)
         if pixel_start < size:
             _locate_pixels(handle, label, source, pixel_start, size)
         else:
@@ -293,13 +299,16 @@ def write_output(dst: Path, source: SourceFile, dataset: Dataset, trailing: Data
         b"\x00" * 128
     )  # the source preamble may hold anything (TIFF/DICOM dual files)
     with open(dst, "wb") as out:
-        pydicom.dcmwrite(
-            out,
-            dataset,
-            enforce_file_format=True,
-            implicit_vr=source.implicit_vr,
-            little_endian=source.little_endian,
-        )
+        if source.deflated or source.header_bytes is None:
+            pydicom.dcmwrite(
+                out,
+                dataset,
+                enforce_file_format=True,
+                implicit_vr=source.implicit_vr,
+                little_endian=source.little_endian,
+            )
+        else:
+            out.write(encode_header(source, dataset))
         if source.deflated:
             return
         if source.pixel_bytes is not None:
@@ -340,3 +349,57 @@ def _copy_range(path: Path, out: BinaryIO, start: int, end: int) -> None:
                 raise OSError("source shrank while copying pixel data")
             out.write(chunk)
             remaining -= len(chunk)
+
+
+def encode_header(source: SourceFile, dataset: Dataset) -> bytes:
+    """Preamble, file meta and the header dataset, in the source encoding, as bytes.
+
+    The same bytes pydicom's ``dcmwrite`` produces, faster: an element still raw (untouched) at the top
+    level is copied from the source header as is; changed elements and sequences the engine walked are
+    encoded by pydicom. Group length elements (gggg,0000) past group 0002 are dropped, as pydicom does.
+    """
+    buffer = DicomBytesIO()
+    buffer.is_little_endian = source.little_endian
+    buffer.is_implicit_VR = source.implicit_vr
+    buffer.write(dataset.preamble or b"\x00" * 128)
+    buffer.write(b"DICM")
+    write_file_meta_info(buffer, dataset.file_meta, enforce_standard=True)
+    buffer.is_little_endian = source.little_endian
+    buffer.is_implicit_VR = source.implicit_vr
+    header = source.header_bytes or b""
+    encodings = convert_encodings(dataset._character_set)
+    elements = dataset._dict
+    for tag in sorted(elements):
+        if tag & 0xFFFF == 0 and tag >> 16 > 6:
+            continue
+        elem = elements[tag]
+        span = _raw_span(elem, source) if isinstance(elem, RawDataElement) else None
+        if span is not None:
+            buffer.write(header[span[0] : span[1]])
+        else:
+            write_data_element(buffer, dataset.get_item(tag), encodings)
+    return buffer.getvalue()
+
+
+def _raw_span(elem: RawDataElement, source: SourceFile) -> tuple[int, int] | None:
+    """Where an untouched top-level element lies in the source header, if it can be copied."""
+    if elem.length == 0xFFFFFFFF or elem.value_tell is None or elem.value is None:
+        return None
+    if len(elem.value) != elem.length:
+        return None
+    if source.implicit_vr:
+        head = 8
+    elif elem.VR is None:
+        return None
+    else:
+        head = 12 if elem.VR.encode() in _LONG_VRS else 8
+    start, end = elem.value_tell - head, elem.value_tell + elem.length
+    header = source.header_bytes or b""
+    if start < 0 or end > len(header):
+        return None
+    # The bytes there must be this element's tag: never copy a span that is not the element.
+    endian = "<" if source.little_endian else ">"
+    group, element = struct.unpack(endian + "HH", header[start : start + 4])
+    if (group << 16 | element) != elem.tag:
+        return None
+    return start, end
