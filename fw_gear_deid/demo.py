@@ -518,6 +518,40 @@ def _summary_lines(report_json: Path) -> list[str]:
     return lines
 
 
+def _example_lines(source: DemoSource, destination: Path, secret: str) -> list[str]:
+    """One DICOM file before and after (fake values only: this is the demo's own sample data).
+
+    The output is found by its name, ``<remapped SOPInstanceUID>.CT.dcm``: the UID map is
+    ``Keys(secret).uid``, the same in every file and run with the same secret.
+    """
+    from pydicom import dcmread
+
+    from fw_gear_deid.keys import Keys
+
+    before_path = next((p for p in source.files if p.name == "CT_small.dcm"), None)
+    if before_path is None or not destination.exists():
+        return []
+    before = dcmread(before_path, stop_before_pixels=True)
+    name = f"{Keys(secret).uid(before.SOPInstanceUID)}.CT.dcm"
+    after_path = next(iter(destination.rglob(name)), None)
+    if after_path is None:
+        return []
+    after = dcmread(after_path, stop_before_pixels=True)
+    lines = [
+        "\nOne CT file, before -> after (the sample's fake values):",
+        f"  {before_path.relative_to(source.site)}",
+        f"  -> {after_path.relative_to(destination.parent)}",
+    ]
+    for keyword in ("PatientName", "PatientID", "PatientBirthDate", "StudyDate", "InstitutionName"):
+        old_value = str(before.get(keyword, "")) or "(empty)"
+        new_value = (str(after.get(keyword, "")) or "(empty)") if keyword in after else "(removed)"
+        lines.append(f"  {keyword:<24} {old_value:<26} -> {new_value}")
+    lines.append(
+        f"  {'PatientIdentityRemoved':<24} {'':<26} -> {after.get('PatientIdentityRemoved')}"
+    )
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     out = Path(argv[0] if argv else "demo-output").absolute()
@@ -544,6 +578,8 @@ def main(argv: list[str] | None = None) -> int:
         print("No report was written: see the log above.")
         return 1
     for line in _summary_lines(reports[-1]):
+        print(line)
+    for line in _example_lines(source, destination, (env or os.environ)["DEID_SECRET"]):
         print(line)
     hits = find_identifiers(destination, source.identifiers()) if destination.exists() else []
     print(f"\nPlanted identifiers found in the destination: {len(hits)}")

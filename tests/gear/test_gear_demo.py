@@ -64,6 +64,8 @@ def test_the_demo_exports_everything_with_no_planted_identifier_left(tmp_path, c
     printed = capsys.readouterr().out
     assert "Gear exit code: 0" in printed
     assert "Planted identifiers found in the destination: 0" in printed
+    assert "One CT file, before -> after" in printed
+    assert "PatientIdentityRemoved" in printed
     report = next((tmp_path / "out" / "gear" / "output").glob("deid-report-*.json"))
     summary = json.loads(report.read_text())["summary"]
     assert summary["by_state"]["exported"] == summary["files"] == 20
