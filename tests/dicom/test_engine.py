@@ -365,3 +365,21 @@ def test_header_cut_anywhere_is_refused(ct_small, tmp_path, out, ctx, cut):
     with pytest.raises(MalformedFileError, match=r"cut-header\.dcm"):
         DicomHandler(PRESET).deidentify(src, out, ctx)
     assert not out.exists()
+
+
+def test_content_sequence_text_gets_dummies_but_codes_survive(out, ctx):
+    src = Path(get_testdata_file("test-SR.dcm"))
+    DicomHandler(PRESET).deidentify(src, out, ctx)
+    result = pydicom.dcmread(out)
+    texts = {elem.value for elem in result.iterall() if elem.keyword == "TextValue"}
+    assert texts == {"DEIDENTIFIED"}
+
+    def content_codes(dataset):
+        return {
+            elem.value
+            for item in dataset.ContentSequence
+            for elem in item.iterall()
+            if elem.keyword == "CodeValue"
+        }
+
+    assert content_codes(result) == content_codes(pydicom.dcmread(src))

@@ -59,6 +59,12 @@ _SENSITIVE_SKIP_VRS = frozenset({"DS", "IS", "AS", "TM", "CS", "US", "SS", "UL",
 _PROVENANCE_TAGS = frozenset({0x00120062, 0x00120063, 0x00120064, 0x00280303})
 
 
+# Code Sequence Macro attributes: coded concepts from controlled terminologies, kept even inside a
+# "dummy" or "clean" sequence (SR content) so the structure stays meaningful.
+_CODE_TAGS = frozenset(
+    {0x00080100, 0x00080102, 0x00080103, 0x00080104, 0x00080105, 0x00080106, 0x0008010B,
+     0x0008010D, 0x0008010F, 0x00080117, 0x00080118, 0x00080119, 0x00080120, 0x00080121}
+)  # fmt: skip
 _PLAIN_TEXT_VRS = frozenset({"AE", "DA", "DT", "LO", "LT", "PN", "SH", "ST", "UC", "UI", "UT"})
 
 
@@ -695,7 +701,7 @@ class DicomEngine:
             return  # PatientAge was computed on purpose (patient-age-from-birthdate)
         action = preset.action_for(tag)
         if action is None:
-            action = self._catch_all(vr, mode)
+            action = self._catch_all(tag, vr, mode)
         if action == P.REMOVE:
             self._remove(dataset, tag, path, "preset:X", state, vr)
             return
@@ -756,10 +762,12 @@ class DicomEngine:
         if action == "clean-text":
             self._clean(dataset, tag, path, vr, before, state)
 
-    def _catch_all(self, vr: str, mode: str) -> str:
+    def _catch_all(self, tag: int, vr: str, mode: str) -> str:
         """What happens to an element the table does not list (its VR decides)."""
         preset = self.preset
         assert preset is not None
+        if tag in _CODE_TAGS:
+            return P.KEEP  # controlled terminology (concept names, units): identifies no one
         if vr == "PN":
             return P.EMPTY
         if vr == "UI":
