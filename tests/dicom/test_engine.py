@@ -383,3 +383,12 @@ def test_content_sequence_text_gets_dummies_but_codes_survive(out, ctx):
         }
 
     assert content_codes(result) == content_codes(pydicom.dcmread(src))
+
+
+def test_preset_removes_whole_overlay_planes_not_just_their_data(out, ctx):
+    src = Path(get_testdata_file("MR-SIEMENS-DICOM-WithOverlays.dcm"))
+    assert any(elem.tag.group & 0xFF00 == 0x6000 for elem in pydicom.dcmread(src))
+    DicomHandler(PRESET).deidentify(src, out, ctx)
+    assert not [elem for elem in pydicom.dcmread(out) if elem.tag.group & 0xFF00 == 0x6000]
+    DicomHandler({**PRESET, "options": ["clean-graphics"]}).deidentify(src, out, ctx)
+    assert 0x60003000 in pydicom.dcmread(out)

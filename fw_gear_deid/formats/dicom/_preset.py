@@ -98,6 +98,11 @@ class PresetRules:
                 rules.by_tag[int(ident, 16)] = action
         if "retain-safe-private" in enabled:
             rules.private = CLEAN
+        overlay = [a for base, element, a in rules.repeaters if (base, element) == (0x6000, 0x3000)]
+        if overlay == [REMOVE]:
+            # Without its Overlay Data an overlay plane is an invalid module (Rows, Type, Origin
+            # are Type 1 together): the whole 60xx group goes.
+            rules.repeaters.append((0x6000, None, REMOVE))
         return rules
 
     def action_for(self, tag: int) -> str | None:
