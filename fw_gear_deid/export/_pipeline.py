@@ -100,6 +100,15 @@ class _Item:
     attempts: int = 0
 
 
+def _profile_salt(profile_data: dict[str, Any]) -> str | None:
+    """The profile's hash ``salt`` (set per file section; the dicom one first), if any."""
+    sections = [profile_data.get("dicom"), *profile_data.values()]
+    for section in sections:
+        if isinstance(section, dict) and section.get("salt"):
+            return str(section["salt"])
+    return None
+
+
 def _now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -192,7 +201,7 @@ class _Exporter:
         keys = Keys.from_env(self.job.date_shift)
         if keys is not None:
             return keys
-        salt = (profile_data or {}).get("salt")
+        salt = _profile_salt(profile_data or {})
         if salt:
             log.warning(
                 "no secret given: keyed pseudonyms, UIDs and date offsets are derived from the "

@@ -16,6 +16,7 @@ from tests.export.conftest import (
     HAS_DICOM,
     SECRET,
     assert_no_phi,
+    profile_text,
     tree_digest,
     visible_files,
 )
@@ -351,6 +352,13 @@ def test_dry_run_writes_nothing_and_no_secret_is_refused(source, tmp_path, expor
     assert refused.exit_code == 2
     assert "no de-identification secret" in refused.summary["reason"]
     assert visible_files(dest) == []
+    assert not dest.exists()
+    salted = tmp_path / "salted.yaml"
+    salted.write_text(profile_text().replace("json:\n", "json:\n  salt: pepper\n", 1))
+    with_salt = export(source, dest, keys=None, profile_path=salted)
+    assert with_salt.exit_code == 0
+    assert with_salt.summary["keys_from"] == "profile salt"
+    assert with_salt.summary["keys_fingerprint"] == Keys("pepper").fingerprint
 
 
 def test_destination_inside_the_source_is_refused(source, export):
