@@ -60,7 +60,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--session-level", action="store_true", help="match mapping rows by subject and session"
     )
-    parser.add_argument("--conflict", choices=CONFLICT_POLICIES, default="skip")
+    parser.add_argument(
+        "--conflict",
+        choices=CONFLICT_POLICIES,
+        default="skip",
+        help="a destination file already there: skip (default; a re-run changes nothing), "
+        "replace, or new-version (keep the previous one)",
+    )
     parser.add_argument("--jobs", type=_jobs, default=1, help="worker processes (default 1)")
     parser.add_argument("--report-dir", type=Path, default=Path("."), help="default: .")
     parser.add_argument(
@@ -71,6 +77,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--no-residual-check",
+        "--no-residual-phi-check",
         dest="residual_check",
         action="store_false",
         help="do not scan outputs for residual PHI (logged as a warning)",
