@@ -269,7 +269,12 @@ class LocalStore(Store):
                 if entry.name.startswith(".") or entry.is_symlink():
                     continue
                 if entry.is_dir(follow_symlinks=False):
-                    result.append(self._container_at(Path(entry.path)))
+                    try:
+                        result.append(self._container_at(Path(entry.path)))
+                    except StoreError:
+                        if not self.read_only:
+                            raise  # a destination container we cannot read: never duplicate it
+                        # a source container with a broken sidecar: reported by skipped_entries
         return sorted(result, key=lambda c: (c.label, c.id))
 
     # -- Store: location --------------------------------------------------------------------------
@@ -340,12 +345,22 @@ class LocalStore(Store):
                 elif entry.is_dir(follow_symlinks=False):
                     if container.type == "acquisition":
                         skipped.append((f"{name}/", "folder below acquisition level", True))
+                    elif self.read_only:
+                        try:
+                            self._container_at(Path(entry.path))
+                        except StoreError as error:
+                            skipped.append((f"{name}/", f"not exported: {error}", True))
                 elif not stat.S_ISREG(entry.stat(follow_symlinks=False).st_mode):
                     skipped.append((name, "not a regular file", True))
                 elif container.type == "project" and name == PROFILE_NAME:
                     continue  # the project's de-id profile, not data
                 else:
-                    files.append(self._file_entry(folder, name, container))
+                    try:
+                        files.append(self._file_entry(folder, name, container))
+                    except StoreError as error:
+                        if not self.read_only:
+                            raise
+                        skipped.append((name, f"not exported: {error}", True))
         return files, skipped
 
     def files(self, container: Container) -> list[FileEntry]:

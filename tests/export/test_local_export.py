@@ -412,3 +412,15 @@ def test_session_level_mapping_needs_a_row_per_session(source, tmp_path, export)
     # subject files have no session: a session-level mapping cannot place them, and says so
     assert by_place[("src/sub-01", "demographics.csv")].state == "error"
     assert "session" in by_place[("src/sub-01", "demographics.csv")].reason
+
+
+def test_a_broken_source_sidecar_stops_only_its_own_subtree(source, tmp_path, export):
+    (source / "sub-01" / ".container.json").write_text("{broken")
+    dest = tmp_path / "out" / "grp" / "dest"
+    result = export(source, dest)
+    assert result.exit_code == 1
+    (row,) = [r for r in result.rows if r.source_file == "sub-01/"]
+    assert (row.state, row.in_scope) == ("skipped", True)
+    assert "not valid JSON" in row.reason
+    assert (dest / "sub-02" / "ses-1" / "visit.json").is_file()
+    assert not (dest / "sub-01").exists()

@@ -177,12 +177,24 @@ def test_concurrent_creation_makes_each_container_once(tmp_path):
     assert len(folders) == 1
 
 
-def test_broken_sidecar_is_an_error_not_ignored(tmp_path):
+def test_broken_sidecars_are_reported_in_a_source_and_errors_in_a_destination(tmp_path):
     project = _tree(tmp_path)
     (project / "sub-01" / ".container.json").write_text("{not json")
+    (project / ".protocol.pdf.meta.json").write_text("[1]")
     store = LocalStore(project, read_only=True)
+    assert store.children(store.location) == []  # not guessed from a sidecar it cannot read
+    skipped = {
+        name: (reason, in_scope) for name, reason, in_scope in store.skipped_entries(store.location)
+    }
+    assert "not valid JSON" in skipped["sub-01/"][0]
+    assert "must hold a JSON object" in skipped["protocol.pdf"][0]
+    assert all(in_scope for _, in_scope in skipped.values())
+    assert store.files(store.location) == []
+    dest = LocalStore(project, read_only=False)
     with pytest.raises(StoreError, match="not valid JSON"):
-        store.children(store.location)
+        dest.children(dest.location)
+    with pytest.raises(StoreError, match="JSON object"):
+        dest.files(dest.location)
 
 
 def test_file_mode_reference_relative_to_location(tmp_path):
