@@ -797,6 +797,11 @@ class DicomEngine:
             values = [str(v) for v in _values_of(before)]
             cleaner = state.text_cleaner()
             new = [cleaner.clean(v) for v in values]
+            # A value cleaned down to nothing gets a dummy: a Type 1 text must not become empty.
+            new = [
+                n if n.strip() or not v.strip() else str(dummy_value(vr))
+                for n, v in zip(new, values, strict=True)
+            ]
             if new != values:
                 self._set(
                     dataset,
