@@ -546,7 +546,15 @@ class _Exporter:
 
         pending: list[_Item] = []
         for item in items:
-            if not self._prepare(item, profiles, opted_out) or self._already_exported(item):
+            try:
+                done_already = not self._prepare(item, profiles, opted_out) or (
+                    self._already_exported(item)
+                )
+            except Exception as error:  # e.g. an unreadable destination sidecar: this file only
+                item.row.state = "error"
+                item.row.reason = f"checking the destination failed: {_first_line(error)}"
+                done_already = True
+            if done_already:
                 tick()
             else:
                 pending.append(item)

@@ -424,3 +424,18 @@ def test_a_broken_source_sidecar_stops_only_its_own_subtree(source, tmp_path, ex
     assert "not valid JSON" in row.reason
     assert (dest / "sub-02" / "ses-1" / "visit.json").is_file()
     assert not (dest / "sub-01").exists()
+
+
+def test_an_unreadable_destination_sidecar_fails_its_files_not_the_job(source, tmp_path, export):
+    dest = tmp_path / "out" / "grp" / "dest"
+    assert export(source, dest).exit_code == 0
+    (dest / "sub-01" / ".container.json").write_text("{broken")
+    again = export(source, dest)
+    assert again.exit_code == 1
+    for row in again.rows:
+        if row.source_container == "src":  # project files need no subject lookup
+            assert row.state == "exported"
+        else:  # which subject holds which origin cannot be told: no subject is written to
+            assert row.state == "error"
+            assert "not valid JSON" in row.reason
+    assert not [p for p in dest.iterdir() if p.name.startswith("sub-01~")]  # never duplicated
