@@ -169,6 +169,70 @@ def test_file_mode_exports_only_the_input_file(gear_image, store, tmp_path):
     assert find_identifiers(destination, source.identifiers()) == []
 
 
+def test_dry_run_with_a_secret_file_writes_only_the_report(gear_image, store, tmp_path):
+    root, source, profile = store
+    secret_file = tmp_path / "secret.txt"
+    secret_file.write_text(SECRET + "\n", encoding="utf-8")
+    inputs = {"deid_profile": profile, "secret_file": secret_file}
+    config_json = local_config_json(local_job(root, dry_run=True), inputs)
+    run = run_gear_container(
+        gear_image, tmp_path / "job", config_json, inputs=inputs, mounts={root: STORE}
+    )
+    assert run.returncode == 0, run.log
+    report = run.report()
+    assert report["summary"]["dry_run"] is True
+    assert report["summary"]["files"] == len(source.files)
+    assert "Secret from the secret_file input" in run.log
+    assert SECRET not in run.log
+    assert data_files(root / "destination-site") == []
+
+
+def test_concurrent_file_mode_jobs_create_each_container_once(gear_image, store, tmp_path):
+    """A gear rule starts one job per upload, many at once: run one container per file together."""
+    import concurrent.futures
+
+    root, source, profile = store
+    patient = FAKE_PATIENTS[0]
+    session = f"source-site/radiology/study-a/{patient.label}/{patient.iso_study_date} CT"
+    files = sorted(
+        p for p in (root / session).rglob("*") if p.is_file() and not p.name.startswith(".")
+    )
+    assert len(files) == 9
+
+    def one(index_and_path):
+        index, path = index_and_path
+        config_json = local_config_json(local_job(root), {"deid_profile": profile})
+        relative = path.relative_to(root).as_posix()
+        config_json["inputs"]["input_file"] = {
+            "base": "file",
+            "location": {"path": f"{STORE}/{relative}", "name": path.name},
+            "object": {},
+        }
+        return run_gear_container(
+            gear_image,
+            tmp_path / f"job{index}",
+            config_json,
+            inputs={"deid_profile": profile},
+            mounts={root: STORE},
+            env={"DEID_SECRET": SECRET},
+        )
+
+    with concurrent.futures.ThreadPoolExecutor(len(files)) as pool:
+        runs = list(pool.map(one, enumerate(files)))
+    assert [run.returncode for run in runs] == [0] * len(files), [
+        r.log for r in runs if r.returncode
+    ]
+    destination = root / "destination-site" / "shared" / "study-a-deid"
+    subjects = [p for p in destination.iterdir() if p.is_dir()]
+    assert len(subjects) == 1
+    sessions = [p for p in subjects[0].iterdir() if p.is_dir()]
+    assert len(sessions) == 1
+    acquisitions = sorted(p.name for p in sessions[0].iterdir() if p.is_dir())
+    assert len(acquisitions) == 4, acquisitions
+    assert len(data_files(destination)) == len(files)
+    assert find_identifiers(destination, source.identifiers()) == []
+
+
 BROKEN_PROFILE = "dicom:\n  fields:\n    - name: PateintName\n      remove: true\n"
 
 
