@@ -123,7 +123,9 @@ class FlywheelStore(Store):
             if len(parts) < 2 or len(parts) > 4:
                 raise StoreError(f"{location}: expected fw://GROUP/PROJECT[/SUBJECT[/SESSION]]")
             path = [*parts, *(p for p in (subject, session) if p)]
-            node = self.client.lookup("/".join(path))
+            if len(path) > 4:
+                raise StoreError(f"{location}: --subject/--session go below a project location")
+            node = self.client.lookup(path)  # a list: labels may contain "/"
         except StoreError:
             raise
         except Exception as error:
