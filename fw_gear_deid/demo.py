@@ -283,7 +283,14 @@ def build_source(
     if site.exists():
         shutil.rmtree(site)
     project = site / "radiology" / "study-a"
-    _sidecar(project, {"label": "Study A", "description": "Sample project with fake PHI"})
+    _sidecar(
+        project,
+        {
+            "container_type": "project",
+            "label": "Study A",
+            "description": "Sample project with fake PHI",
+        },
+    )
     written: list[Path] = []
     roster = []
     for number, patient in enumerate(patients, start=1):
@@ -291,6 +298,7 @@ def build_source(
         _sidecar(
             subject,
             {
+                "container_type": "subject",
                 "label": patient.label,
                 "firstname": patient.first,
                 "lastname": patient.last,
@@ -303,6 +311,7 @@ def build_source(
         _sidecar(
             session,
             {
+                "container_type": "session",
                 "label": f"{patient.iso_study_date} CT",
                 "timestamp": f"{patient.iso_study_date}T09:30:12+00:00",
                 "operator": "Ophelia Wren",
@@ -310,7 +319,7 @@ def build_source(
             },
         )
         ct = session / "ct"
-        _sidecar(ct, {"label": "CT chest"})
+        _sidecar(ct, {"container_type": "acquisition", "label": "CT chest"})
         ct_file = _dicom("CT_small.dcm", patient, 1, ct / "CT_small.dcm")
         written.append(ct_file)
         second = _dicom("CT_small.dcm", patient, 2, ct / "series2" / "x.dcm")
@@ -318,15 +327,15 @@ def build_source(
         shutil.rmtree(ct / "series2")
         written.append(_zip(members, ct / "ct_images.dicom.zip"))
         mr = session / "mr"
-        _sidecar(mr, {"label": "MR brain"})
+        _sidecar(mr, {"container_type": "acquisition", "label": "MR brain"})
         written.append(_dicom("MR_small.dcm", patient, 3, mr / "MR_small.dcm"))
         photos = session / "photos"
-        _sidecar(photos, {"label": "Photos"})
+        _sidecar(photos, {"container_type": "acquisition", "label": "Photos"})
         written.append(_jpeg(patient, photos / "wound.jpg"))
         written.append(_png(patient, photos / "sketch.png"))
         written.append(_tiff(patient, photos / "slide.tiff"))
         documents = session / "documents"
-        _sidecar(documents, {"label": "Documents"})
+        _sidecar(documents, {"container_type": "acquisition", "label": "Documents"})
         written.append(_json(patient, documents / "vitals.json"))
         written.append(_xml(patient, documents / "report.xml"))
         written.append(_keyvalue(patient, documents / "scan_info.txt"))
