@@ -417,7 +417,11 @@ def run(context, environ: Mapping[str, str] | None = None) -> int:
         log.info("Reason: %s", result.summary["reason"])
     if result.report_csv is not None:
         log.info("Report: %s, %s", Path(result.report_csv).name, Path(result.report_json).name)
-    record_metadata(context, result, settings, locations)
+    try:
+        record_metadata(context, result, settings, locations)
+    except Exception as error:  # the export is done; only the engine's record of it is missing
+        log.error("Could not record the run in .metadata.json: %s", type(error).__name__)
+        return max(int(result.exit_code), 1)
     return int(result.exit_code)
 
 

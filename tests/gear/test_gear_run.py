@@ -173,3 +173,12 @@ def test_secret_and_api_key_never_reach_log_or_outputs(tmp_path, fake_export, ca
     ]:
         assert SECRET not in text
         assert "api-key-value-xyz" not in text
+
+
+def test_a_failure_to_record_metadata_is_not_a_success(tmp_path, fake_export, monkeypatch):
+    def broken(*args, **kwargs):
+        raise ValueError("metadata")
+
+    monkeypatch.setattr(gear, "record_metadata", broken)
+    code, _ = run_in(make_gear_dir(tmp_path, local_config(tmp_path)))
+    assert code == 1
