@@ -5,14 +5,16 @@ is here so it can be unit-tested without an engine. Three ways a job arrives:
 
 - **Export mode** (an analysis on a project, subject or session, no ``input_file``): the source is the
   analysis' parent container, ``fw://_id/TYPE/ID``. A utility run on a container uses that container.
-- **File mode** (a gear rule with ``input_file``): the source is the input file's parent container
-  (``hierarchy`` in config.json) and only that file (its ``file_id``) is exported.
+- **File mode** (a gear rule with ``input_file``): only that file (its ``file_id``) is exported; the
+  source is its parent container (``hierarchy`` in config.json), or for an acquisition file its session
+  (asked through the SDK), since an export opens on a project, subject or session.
 - **Local** (``source_path`` set, no Flywheel): source and destination are local folder stores; in file
   mode ``input_file`` must be a file of the source store.
 
 The secret comes from the ``secret_file`` input, else from the environment variable named by the
-``secret_env`` config (default ``DEID_SECRET``); it is never a config value, never logged and never
-written. The API key goes to the export library only.
+``secret_env`` config (default ``DEID_SECRET``), else the export falls back to ``$DEID_SECRET`` and the
+profile's ``salt`` (or refuses the job). It is never a config value, never logged and never written.
+The API key goes to the SDK and the export library only.
 """
 
 from __future__ import annotations
@@ -290,11 +292,21 @@ class SdkLookup:
         return self._client
 
     def analysis_parent(self, analysis_id: str) -> tuple[str, str]:
-        parent = self.client.get_analysis(analysis_id).parent
+        try:
+            parent = self.client.get_analysis(analysis_id).parent
+        except Exception as error:  # SDK/HTTP errors: the job cannot start
+            raise GearConfigError(
+                f"cannot read analysis {analysis_id} from Flywheel ({type(error).__name__})"
+            ) from None
         return str(parent.type), str(parent.id)
 
     def file_parents(self, file_id: str) -> Mapping[str, str]:
-        parents = self.client.get_file(file_id).parents
+        try:
+            parents = self.client.get_file(file_id).parents
+        except Exception as error:
+            raise GearConfigError(
+                f"cannot read file {file_id} from Flywheel ({type(error).__name__})"
+            ) from None
         return {
             kind: str(value)
             for kind in ("group", "project", "subject", "session", "acquisition")

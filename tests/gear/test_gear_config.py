@@ -269,3 +269,27 @@ def test_local_config_json_points_inputs_under_the_gear_root():
         "name": "profile.yaml",
     }
     assert document["destination"]["type"] == "analysis"
+
+
+def test_sdk_lookup_failures_are_config_errors_without_the_key(monkeypatch):
+    import flywheel
+
+    from fw_gear_deid.gear import SdkLookup
+
+    class Client:
+        def __init__(self, key):
+            assert key == API_KEY
+
+        def get_analysis(self, analysis_id):
+            raise RuntimeError(f"404 for {analysis_id}")
+
+        def get_file(self, file_id):
+            raise RuntimeError("connection refused")
+
+    monkeypatch.setattr(flywheel, "Client", Client)
+    lookup = SdkLookup(API_KEY)
+    assert API_KEY not in repr(lookup)
+    with pytest.raises(GearConfigError, match="cannot read analysis a1 from Flywheel"):
+        lookup.analysis_parent("a1")
+    with pytest.raises(GearConfigError, match="cannot read file f1 from Flywheel"):
+        lookup.file_parents("f1")
