@@ -10,7 +10,8 @@ import pytest
 from pydicom._uid_dict import UID_dictionary
 
 from fw_gear_deid.errors import MalformedFileError
-from tests.dicom.conftest import corpus_files
+
+from .conftest import corpus_files
 
 _FILES = corpus_files()
 

@@ -14,7 +14,8 @@ from fw_gear_deid.errors import MalformedFileError
 from fw_gear_deid.formats._base import DeidContext
 from fw_gear_deid.formats.dicom import DicomHandler
 from fw_gear_deid.keys import Keys
-from tests.dicom.conftest import corpus_files
+
+from .conftest import corpus_files
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE_PYTHON = ROOT / ".venv-reference" / "bin" / "python"
