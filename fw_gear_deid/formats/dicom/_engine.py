@@ -262,6 +262,8 @@ class FileState:
     uid_map: dict[str, str] = field(default_factory=dict)
     applied: set[tuple[int, int, int]] = field(default_factory=set)
     matched_rules: set[int] = field(default_factory=set)
+    #: Every element set or deleted (changes only lists those whose text differs).
+    mutations: int = 0
     dates_shifted: bool = False
     dates_removed: bool = False
     cleaner: TextCleaner | None = None
@@ -471,11 +473,33 @@ class DicomEngine:
     def _recurse(
         self, dataset: Dataset, tag: int, path: list[Step], state: FileState, mode: str
     ) -> None:
-        elem = dataset[tag]
+        self._visit_items(
+            dataset,
+            tag,
+            state,
+            lambda item, index: self._walk(item, [*path, Step(tag, index, dataset)], state, mode),
+        )
+
+    def _visit_items(
+        self, dataset: Dataset, tag: int, state: FileState, visit: Callable[[Dataset, int], None]
+    ) -> None:
+        """Visit the items of a sequence; a sequence still raw is decoded on the side and put back
+        into the dataset only if a visit changed something, so an untouched sequence keeps its
+        bytes (and is copied, not re-encoded, by the writer)."""
+        item = dataset._dict.get(tag)
+        if isinstance(item, RawDataElement):
+            encoding = dataset.original_character_set or dataset._character_set
+            elem = convert_raw_data_element(item, encoding=encoding, ds=dataset)
+            stored = False
+        else:
+            elem, stored = dataset[tag], True
         if elem.VR != "SQ" or not elem.value:
             return
-        for index, item in enumerate(elem.value):
-            self._walk(item, [*path, Step(tag, index, dataset)], state, mode)
+        mark = (len(state.changes), state.mutations)
+        for index, child in enumerate(elem.value):
+            visit(child, index)
+        if not stored and (len(state.changes), state.mutations) != mark:
+            dataset[tag] = elem
 
     # -- recording ---------------------------------------------------------------------------------
     def _record(
@@ -555,6 +579,7 @@ class DicomEngine:
         if vr in ("DA", "DT") and value:
             state.dates_removed = True
         del dataset[tag]
+        state.mutations += 1
         self._record(tag, path, action, vr, value, REMOVE, state)
 
     def _set(
@@ -573,6 +598,7 @@ class DicomEngine:
         if vr == "UN" and isinstance(value, str):
             value = value.encode("latin-1", "replace")
         dataset[tag] = DataElement(tag, vr, value)
+        state.mutations += 1
         if _text(before) != _text(value):
             self._record(tag, path, action, vr, before, value, state)
 
@@ -869,9 +895,14 @@ class DicomEngine:
             raw = dataset.get_item(tag)
             vr = self._vr(dataset, tag, raw)
             if vr == "SQ":
-                elem = dataset[tag]
-                for index, item in enumerate(elem.value or []):
-                    self._propagate_uids(item, [*path, Step(tag, index, dataset)], state)
+                self._visit_items(
+                    dataset,
+                    tag,
+                    state,
+                    lambda item, index, tag=tag: self._propagate_uids(
+                        item, [*path, Step(tag, index, dataset)], state
+                    ),
+                )
                 continue
             if vr != "UI":
                 continue
