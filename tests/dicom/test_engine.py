@@ -392,3 +392,11 @@ def test_preset_removes_whole_overlay_planes_not_just_their_data(out, ctx):
     assert not [elem for elem in pydicom.dcmread(out) if elem.tag.group & 0xFF00 == 0x6000]
     DicomHandler({**PRESET, "options": ["clean-graphics"]}).deidentify(src, out, ctx)
     assert 0x60003000 in pydicom.dcmread(out)
+
+
+def test_sequences_walked_but_unchanged_keep_their_bytes(out, ctx):
+    src = Path(get_testdata_file("rtplan.dcm"))
+    raw = pydicom.dcmread(src).get_item(0x300A00B0).value  # Beam Sequence, as stored
+    section = {"remove-private-tags": True, "fields": [{"name": "PatientName", "remove": True}]}
+    DicomHandler(section).deidentify(src, out, ctx)  # private removal walks every sequence
+    assert raw in out.read_bytes()
