@@ -49,7 +49,11 @@ def test_hadolint_finds_nothing():
 
 def test_slim_python_base_and_the_gear_layout():
     steps = instructions()
-    assert steps[0] == ("FROM", "python:3.11-slim-bookworm")
+    bases = [args.split()[0] for kind, args in steps if kind == "FROM"]
+    assert bases == ["python:3.11-slim-bookworm"] * 2, "a venv stage and the final image"
+    final = steps[max(i for i, (kind, _) in enumerate(steps) if kind == "FROM") :]
+    assert ("COPY", "--from=venv /opt/venv /opt/venv") in final
+    assert not any(kind == "COPY" and "wheels" in args for kind, args in final)
     assert ("WORKDIR", "/flywheel/v0") in steps
     assert ("CMD", '["/flywheel/v0/run"]') in steps
     assert ("ENTRYPOINT", "[]") in steps
@@ -62,7 +66,11 @@ def test_dependencies_go_into_a_venv_from_the_lock_and_pip_is_removed():
     assert "python3 -m venv /opt/venv" in run
     assert "--requirement /tmp/requirements.txt" in run
     assert "--no-deps /tmp/wheels/fw_gear_deid-*.whl" in run
-    assert "pip uninstall --yes --disable-pip-version-check pip setuptools" in run
+    assert (
+        "/opt/venv/bin/python -m pip uninstall --yes --disable-pip-version-check pip setuptools"
+        in run
+    )
+    assert '"$base_python" -m pip uninstall --yes' in run
     assert "apt-get" not in run, "no system packages (and so no compilers) are installed"
 
 
