@@ -43,17 +43,25 @@ class DicomHandler(FormatHandler):
             source = read_source(src, name=label)
             state = self.engine.run(source.dataset, source.trailing, ctx, preview=dst is None)
             output_name = self.output_name(source, label, ctx)
-            if dst is not None:
-                write_output(Path(dst), source, source.dataset, source.trailing)
         except MalformedFileError:
-            _discard(dst)
             raise
         except ActionError as error:
-            _discard(dst)
             raise MalformedFileError(label, str(error)) from None
-        except Exception as error:
-            _discard(dst)
+        except OSError:
+            raise  # the source cannot be read: a store problem, not a malformed file
+        except Exception as error:  # pydicom raises many types for values it cannot decode
             raise MalformedFileError(label, f"{type(error).__name__}: {error}") from None
+        if dst is not None:
+            try:
+                write_output(Path(dst), source, source.dataset, source.trailing)
+            except OSError:
+                _discard(dst)
+                raise  # disk full, permissions: the destination's problem, reported as such
+            except Exception as error:  # a value pydicom cannot encode
+                _discard(dst)
+                raise MalformedFileError(
+                    label, f"cannot encode: {type(error).__name__}: {error}"
+                ) from None
         return DeidOutcome(output_name, state.changes, state.sensitive)
 
     def output_name(self, source: SourceFile, label: str, ctx: DeidContext) -> str:
