@@ -400,3 +400,8 @@ def test_sequences_walked_but_unchanged_keep_their_bytes(out, ctx):
     section = {"remove-private-tags": True, "fields": [{"name": "PatientName", "remove": True}]}
     DicomHandler(section).deidentify(src, out, ctx)  # private removal walks every sequence
     assert raw in out.read_bytes()
+
+
+def test_destination_io_error_is_not_reported_as_a_malformed_source(ct_small, tmp_path, ctx):
+    with pytest.raises(FileNotFoundError, match="missing-dir"):
+        DicomHandler(PRESET).deidentify(ct_small, tmp_path / "missing-dir" / "out.dcm", ctx)
