@@ -10,15 +10,18 @@ from pathlib import Path
 import pydicom
 import pytest
 
+# VmHWM, not getrusage: Linux keeps ru_maxrss across execve, so a child of a large pytest
+# process would report the parent's peak instead of its own.
 _SCRIPT = """
-import resource, sys
+import sys
 from pathlib import Path
 from fw_gear_deid.formats._base import DeidContext
 from fw_gear_deid.formats.dicom import DicomHandler
 from fw_gear_deid.keys import Keys
 handler = DicomHandler({"preset": "ps3.15-basic", "fields": []})
 handler.deidentify(Path(sys.argv[1]), Path(sys.argv[2]), DeidContext(keys=Keys("k"), subject="s"))
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+status = Path("/proc/self/status").read_text()
+print(next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")) // 1024)
 """
 
 
