@@ -19,8 +19,6 @@ never a value.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import random
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,6 +26,7 @@ from typing import Any
 
 from dateutil import parser as date_parser
 
+from fw_gear_deid import actions
 from fw_gear_deid.formats import FieldChange, SensitiveValue
 from fw_gear_deid.keys import Keys
 from fw_gear_deid.stores import CONTAINER_FIELDS, Container, ContainerMeta, FileEntry, FileMeta
@@ -116,6 +115,7 @@ class _Rules:
     ):
         self.section = section
         self.keys = keys
+        self.subject_key = subject_key
         increment = section.get("date-increment", top.get("date-increment"))
         if increment is not None:
             self.offset = float(increment)
@@ -126,13 +126,15 @@ class _Rules:
         self.salt = section.get("salt", salt)
         self.digits = int(section.get("hash-digits", 16))
 
+    def _hash_section(self) -> dict[str, Any]:
+        section: dict[str, Any] = {"hash-digits": self.digits}
+        if self.salt is not None:
+            section["salt"] = self.salt
+        return section
+
     def hash(self, value: Any) -> str:
-        text = str(value)
-        if self.salt is not None:  # Flywheel-compatible: sha256(salt + value)
-            return hashlib.sha256((str(self.salt) + text).encode("utf-8")).hexdigest()[
-                : self.digits
-            ]
-        return self.keys.pseudonym(text, digits=self.digits)
+        # The same keyed function as every file format (salted: Flywheel-compatible).
+        return actions.hash_for(self._hash_section(), str(value), self.keys)
 
     def shift(self, value: Any, rule: Mapping[str, Any], with_time: bool) -> Any:
         fmt = rule.get("datetime-format" if with_time else "date-format")
@@ -153,20 +155,28 @@ class _Rules:
     def apply(self, action: str, rule: Mapping[str, Any], value: Any) -> Any:
         if action == "replace-with":
             return rule["replace-with"]
-        if action in ("hash", "hashuid"):
+        if action == "hash":
             return self.hash(value)
+        if action == "hashuid":
+            return actions.hashuid_for(self._hash_section(), str(value), self.keys)
         if action == "increment-date":
             return self.shift(value, rule, with_time=False)
         if action == "increment-datetime":
             return self.shift(value, rule, with_time=True)
         if action == "jitter":
-            spread = float(rule.get("jitter-range", self.section.get("jitter-range", 2)))
-            if rule.get("jitter-type", self.section.get("jitter-type")) == "int":
-                step = 0
-                while step == 0:
-                    step = random.randint(-int(spread), int(spread))
-                return int(float(value)) + step
-            return float(value) + random.uniform(-spread, spread)
+            # Keyed, never random: a re-run or another upload of the subject gets the same value.
+            return actions.jitter(
+                value,
+                self.keys,
+                "metadata",
+                str(rule.get("name", rule.get("regex", ""))),
+                self.subject_key,
+                str(value),
+                jitter_range=rule.get("jitter-range", self.section.get("jitter-range", 2)),
+                jitter_type=rule.get("jitter-type", self.section.get("jitter-type", "float")),
+                minimum=rule.get("jitter-min"),
+                maximum=rule.get("jitter-max"),
+            )
         if action == "regex-sub":
             return self.regex_sub(value, rule["regex-sub"])
         raise ValueError(f"action {action!r} is not supported on container metadata")
@@ -187,18 +197,7 @@ class _Rules:
         raise ValueError("value does not match any input-regex")
 
 
-_ACTIONS = (
-    "identity",
-    "keep",
-    "remove",
-    "replace-with",
-    "hash",
-    "hashuid",
-    "increment-date",
-    "jitter",
-    "increment-datetime",
-    "regex-sub",
-)
+_ACTIONS = actions.ACTION_KEYS
 
 
 def _action_of(rule: Mapping[str, Any]) -> str | None:

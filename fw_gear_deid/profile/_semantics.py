@@ -13,6 +13,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
+from fw_gear_deid.actions import ACTION_KEYS
 from fw_gear_deid.formats.dicom.selectors import (
     PrivateSelector,
     RepeaterSelector,
@@ -47,20 +48,7 @@ UNHANDLED_SECTIONS = {
     "nifti": "NIfTI files are not supported by this gear (no handler): remove the section",
 }
 #: Actions in Flywheel's precedence order; `identity` is the deprecated alias of `keep`.
-ACTIONS = (
-    "identity",
-    "keep",
-    "remove",
-    "replace-with",
-    "hash",
-    "hashuid",
-    "increment-date",
-    "jitter",
-    "increment-datetime",
-    "regex-sub",
-    "encrypt",
-    "decrypt",
-)
+ACTIONS = ACTION_KEYS
 BOOLEAN_ACTIONS = frozenset(ACTIONS) - {"replace-with", "regex-sub"}
 #: Actions the gear refuses, and why. The DICOM engine may take one off this list when it ships it.
 UNSUPPORTED_ACTIONS = {

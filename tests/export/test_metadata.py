@@ -151,3 +151,21 @@ def test_container_dates_follow_the_dicom_date_increment_else_the_keyed_offset()
 
     expected = (dt.datetime(2020, 1, 2, 10) + dt.timedelta(days=days)).isoformat()
     assert keyed.meta.fields["timestamp"] == expected
+
+
+def test_jitter_and_hash_on_metadata_are_keyed_so_reruns_agree():
+    section = {
+        "subject": {
+            "fields": [
+                {"name": "info.weight", "jitter": True, "jitter-range": 5},
+                {"name": "info.mrn", "hash": True},
+            ]
+        }
+    }
+    subject = _subject()
+    subject.info.update({"weight": 70.5, "mrn": "MRN12345"})
+    first, second = _run(section, subject), _run(section, subject)
+    assert first.meta.info == second.meta.info
+    assert first.meta.info["weight"] != 70.5
+    assert abs(first.meta.info["weight"] - 70.5) <= 5
+    assert first.meta.info["mrn"] == KEYS.pseudonym("MRN12345")
