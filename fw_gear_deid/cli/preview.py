@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
 
-from fw_gear_deid.errors import DeidError, ProfileError
+from fw_gear_deid.errors import DeidError, ProfileError, UnsupportedFileError
 from fw_gear_deid.formats import DeidContext, DeidOutcome, build_handlers
 from fw_gear_deid.keys import SECRET_ENV, Keys
 
@@ -120,7 +120,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"{path}: cannot read ({error.strerror})", file=sys.stderr)
             status = max(status, EXIT_UNREADABLE)
             continue
-        handler = handlers.match(path.name, head)
+        try:
+            handler = handlers.match(path.name, head)
+        except UnsupportedFileError as error:
+            print(f"{path}: skipped: {error.reason}", file=out)
+            status = max(status, EXIT_PROBLEMS)
+            continue
         if handler is None:
             print(f"{path}: skipped: no profile section matches this file (fail closed)", file=out)
             status = max(status, EXIT_PROBLEMS)

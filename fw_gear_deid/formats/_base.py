@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from fw_gear_deid.errors import UnsupportedFileError
 from fw_gear_deid.keys import Keys
 
 
@@ -132,6 +133,21 @@ class FormatHandler(ABC):
         return [f"{self.section_name}: {len(self.section.get('fields', []))} field rule(s)"]
 
 
+def sniff_binary_format(head: bytes) -> str | None:
+    """The profile section of a binary format recognised by its first bytes, else None."""
+    if head[128:132] == b"DICM":
+        return "dicom"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return "tiff"
+    if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
+        return "zip"
+    return None
+
+
 class HandlerSet:
     """The handlers of one profile, in matching order; the first that matches a file takes it."""
 
@@ -143,8 +159,21 @@ class HandlerSet:
         self.handlers.append(handler)
 
     def match(self, name: str, head: bytes) -> FormatHandler | None:
+        """The handler that takes the file, or None when no section matches (fail closed).
+
+        Raises :class:`UnsupportedFileError` when the content is a binary format (DICOM, JPEG,
+        PNG, TIFF, zip) but the name matched another section: a DICOM named ``*.csv`` must never
+        go out through the csv, key-value or filename handler, which would copy its bytes."""
+        sniffed = sniff_binary_format(head)
         for handler in self.handlers:
             if handler.matches(name, head):
+                if sniffed is not None and handler.section_name != sniffed:
+                    raise UnsupportedFileError(
+                        name,
+                        f"the content is {sniffed} but the file name matches the "
+                        f"{handler.section_name} section: not copied (the profile needs a "
+                        f"{sniffed} section that takes this file)",
+                    )
                 return handler
         return None
 

@@ -97,6 +97,9 @@ class KeyValueHandler(RuleHandler):
             text = src.read_bytes().decode(self.encoding)
         except UnicodeDecodeError as exc:
             raise MalformedFileError(source, f"not {self.encoding} text: {exc}") from exc
+        if "\x00" in text:
+            # Binary content under a text name: passing it through would copy it raw.
+            raise MalformedFileError(source, "binary content (NUL bytes), not a key-value text")
         return self.parse(text, source)
 
     def deidentify(self, src: Path, dst: Path | None, ctx: DeidContext) -> DeidOutcome:

@@ -164,6 +164,9 @@ class _TableHandler(RuleHandler):
                 header = next(rows, None)
                 if header is None:
                     return outcome  # empty file: nothing to de-identify, written empty
+                if any("\x00" in cell.value for cell in header.cells):
+                    # Binary content under a table name: passing it through would copy it raw.
+                    raise MalformedFileError(source, "binary content (NUL bytes), not a table")
                 names = [cell.value.lstrip("\ufeff") for cell in header.cells]
                 columns = self._columns(header)
                 self._check_delimiter(header, names, delimiter, source)

@@ -158,11 +158,14 @@ class ZipHandler(RuleHandler):
                 out.write(chunk)
 
     def _member_handler(self, name: str, head: bytes) -> FormatHandler | None:
-        return (
-            self.siblings.match(posixpath.basename(name), head)
-            if self.siblings is not None
-            else None
-        )
+        if self.siblings is None:
+            return None
+        try:
+            return self.siblings.match(posixpath.basename(name), head)
+        except UnsupportedFileError:
+            # Content of one format under another section's name: no section takes it (the
+            # archive is blocked, or the member dropped with validate-zip-members: false).
+            return None
 
     def _subdir(self, dirname: str, ctx: DeidContext) -> str:
         if not dirname or not self.section.get("hash-subdirectories"):
