@@ -15,6 +15,7 @@ INVALID = "invalid"
 USED = "used"
 OPTED_OUT = "opted out"
 NOT_REACHED = "not reached"
+REFUSED_OPT_OUT = "opt-out refused (a more specific level is invalid)"
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,12 @@ class CascadeResult:
 
     def explain(self) -> str:
         lines = []
-        if self.profile is None:
+        if self.profile is None and REFUSED_OPT_OUT in self.states.values():
+            lines.append(
+                "rejected: an opt-out is not honoured below an invalid profile "
+                "(fix the invalid level, or opt out there)"
+            )
+        elif self.profile is None:
             lines.append("rejected: no valid de-id profile at any level")
         elif self.opted_out:
             lines.append(
@@ -114,5 +120,10 @@ def resolve_cascade(
         chosen_level = level
         states[level] = OPTED_OUT if profile.is_opt_out else USED
     if chosen is None:
+        return CascadeResult(None, None, False, issues_by_level, states)
+    if chosen.is_opt_out and issues_by_level:
+        # An opt-out copies everything unchanged: it is honoured only when no more specific level
+        # was invalid, or a typo in a project profile would turn into a raw copy of the project.
+        states[chosen_level] = REFUSED_OPT_OUT
         return CascadeResult(None, None, False, issues_by_level, states)
     return CascadeResult(chosen, chosen_level, chosen.is_opt_out, issues_by_level, states)

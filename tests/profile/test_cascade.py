@@ -39,7 +39,7 @@ TABLE = [
     (("absent", "invalid", "invalid", "valid"), ("use", "site")),
     (("absent", "invalid", "invalid", "invalid"), ("reject", None)),
     (("absent", "blank", "valid", "valid"), ("opt-out", "project")),
-    (("absent", "invalid", "blank", "valid"), ("opt-out", "group")),
+    (("absent", "invalid", "blank", "valid"), ("reject", None)),
     (("absent", "absent", "absent", "blank"), ("opt-out", "site")),
     (("blank", "valid", "valid", "valid"), ("opt-out", "explicit")),
     (("valid", "blank", "invalid", "absent"), ("use", "explicit")),
@@ -64,12 +64,15 @@ def test_cascade_table(kinds, expected):
 
 def _oracle(kinds: tuple[str, ...]) -> tuple[str, str | None]:
     """The rule in words: the first valid or blank level of explicit, project, group, site;
-    invalid levels are skipped; nothing usable rejects."""
+    invalid levels are skipped; a blank (opt-out) below an invalid level rejects; nothing usable
+    rejects."""
+    seen_invalid = False
     for level, kind in zip(LEVELS, kinds, strict=True):
         if kind == "valid":
             return ("use", level)
         if kind == "blank":
-            return ("opt-out", level)
+            return ("reject", None) if seen_invalid else ("opt-out", level)
+        seen_invalid = seen_invalid or kind == "invalid"
     return ("reject", None)
 
 
@@ -164,3 +167,10 @@ def test_template_profiles_are_chosen_and_rendered_later():
     rendered = result.profile.render({"NEW_ID": "0042"})
     assert rendered.data["dicom"]["fields"][0]["replace-with"] == "0042"
     assert rendered.level == "project"
+
+
+def test_opt_out_below_an_invalid_level_rejects_instead_of_copying_raw():
+    result = _resolve("absent", "invalid", "absent", "blank")
+    assert result.rejected
+    assert result.states["site"].startswith("opt-out refused")
+    assert result.explain().splitlines()[0].startswith("rejected: an opt-out is not honoured")
