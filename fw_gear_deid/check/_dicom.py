@@ -20,6 +20,7 @@ from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 
+import fw_gear_deid._pydicom  # noqa: F401  (never echo element values to logs)
 from fw_gear_deid.errors import MalformedFileError
 
 #: Pixel-like binary data: numbers, not text; scanning it only makes false positives.
