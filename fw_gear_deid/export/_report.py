@@ -11,7 +11,7 @@ import json
 import os
 import uuid
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -56,11 +56,21 @@ class ReportRow:
     #: ``{"path": ..., "action": ...}`` for every field changed (no values).
     actions: list[dict[str, str]] = field(default_factory=list)
 
+    def as_dict(self) -> dict[str, Any]:
+        """The row as plain data (what ``dataclasses.asdict`` gives, without its deep copy: ~0.1 ms
+        a row, the largest part of writing a large report)."""
+        row = {name: getattr(self, name) for name in _FIELDS}
+        row["actions"] = [dict(action) for action in self.actions]
+        return row
+
     def csv_row(self) -> dict[str, str]:
-        row = asdict(self)
+        row = {key: str(getattr(self, key)) for key in CSV_COLUMNS}
         row["actions"] = "; ".join(f"{a['path']}: {a['action']}" for a in self.actions)
         row["in_scope"] = "yes" if self.in_scope else "no"
-        return {key: str(row[key]) for key in CSV_COLUMNS}
+        return row
+
+
+_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(ReportRow))
 
 
 def summarize(rows: list[ReportRow]) -> dict[str, Any]:
@@ -99,6 +109,6 @@ def write_report(
     for row in rows:
         writer.writerow(row.csv_row())
     _atomic_write(csv_path, "".join(buffer))
-    document = {"summary": summary, "files": [asdict(row) for row in rows]}
+    document = {"summary": summary, "files": [row.as_dict() for row in rows]}
     _atomic_write(json_path, json.dumps(document, indent=2, sort_keys=False, default=str) + "\n")
     return csv_path, json_path
