@@ -251,7 +251,14 @@ class ResidualGate:
         return list(hits)
 
     # -- files ------------------------------------------------------------------------------------
-    def scan_file(self, handler: Any, path: Path, *, dicom: bool | None = None) -> list[Hit]:
+    def scan_file(
+        self,
+        handler: Any,
+        path: Path,
+        *,
+        dicom: bool | None = None,
+        text_values: Callable[[], Iterable[tuple[str, str]]] | None = None,
+    ) -> list[Hit]:
         """Every hit in one output file: the handler's text values, for DICOM an independent walk of
         every element (private OB/UN blobs as printable runs), and the raw-bytes backstop.
 
@@ -259,6 +266,10 @@ class ResidualGate:
         ``address``, ``other``) found in an element the profile did not touch was kept there by the
         profile, so it is not a leak, and the same word found elsewhere is not reported either.
         An output the scan cannot read yields a single ``unscannable`` hit: it blocks, fail closed.
+
+        ``text_values`` (a handler's :attr:`DeidOutcome.text_values`) stands in for
+        ``handler.text_values(path)``: the same values, taken from the data the handler has just
+        written instead of a second parse. The DICOM walk and the raw-bytes backstop read the file.
         """
         path = Path(path)
         if not self:
@@ -269,7 +280,9 @@ class ResidualGate:
         is_dicom = dicom
         # readers are called inside the try: a handler may fail on the call or while iterating
         readers: list[tuple[str, Callable[[], None]]] = []
-        if handler is not None:
+        if text_values is not None:
+            readers.append(("handler", lambda: scan.feed_all(text_values())))
+        elif handler is not None:
             readers.append(("handler", lambda: scan.feed_all(handler.text_values(path))))
         reader = DicomReader(path) if is_dicom else None
         if reader is not None:

@@ -185,7 +185,9 @@ def _process(task: Task) -> TaskResult:
         from fw_gear_deid.check import ResidualGate
 
         gate = ResidualGate(sensitive, allow=_allowed(task.profile_key, task.profile_data))
-        hits = list(gate.scan_file(handler, dst))
+        # a plain file's handler may hand over the text values it wrote (no second parse)
+        text_values = None if outcome.members else outcome.text_values
+        hits = list(gate.scan_file(handler, dst, text_values=text_values))
         hits += list(gate.scan_name(result.output_name))
         for kind, record in task.metadata:
             hits += list(gate.scan_metadata(kind, record))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -53,6 +53,13 @@ class DeidOutcome:
     sensitive: list[SensitiveValue] = field(default_factory=list)
     #: Members of an archive (name -> outcome), empty for plain files.
     members: dict[str, DeidOutcome] = field(default_factory=dict)
+    #: Optional: what ``text_values(dst)`` would yield, from the data the handler just wrote (no
+    #: second parse of the output). The residual-PHI gate uses it in place of re-reading ``dst``; its
+    #: independent readers (DICOM binary walk, raw-bytes backstop) still read the written file. A
+    #: zero-argument callable so that callers that do not scan pay nothing.
+    text_values: Callable[[], Iterable[tuple[str, str]]] | None = field(
+        default=None, repr=False, compare=False
+    )
 
 
 @dataclass(frozen=True)

@@ -296,3 +296,32 @@ def test_free_text_words_in_a_vendor_blob_are_not_leaks_names_are(tmp_path: Path
     block.add_new(0x20, "OB", csa_blob("operator", "homer"))
     write(ds, out)
     assert gate.scan_file(None, out) == [Hit("(0029,1020)", "name")]
+
+
+def test_handed_text_values_stand_in_for_the_handler_reading(tmp_path):
+    """``text_values`` (a handler's DeidOutcome.text_values) replaces the handler's second read;
+    what it yields is scanned like the handler's own reading, and a failure in it blocks."""
+    out = tmp_path / "out.txt"
+    out.write_text("nothing here\n")
+    gate = ResidualGate([NAME])
+    handler = LinesHandler({})
+    assert gate.scan_file(handler, out, text_values=lambda: [("line[1]", "nothing here")]) == []
+    hits = gate.scan_file(handler, out, text_values=lambda: [("line[1]", "Homer Simpson")])
+    assert Hit("line[1]", "name") in hits
+
+    def broken():
+        yield "line[1]", "fine"
+        raise ValueError("cannot decode")
+
+    hits = gate.scan_file(handler, out, text_values=broken)
+    assert [hit.kind for hit in hits] == [UNSCANNABLE]
+
+
+def test_handed_text_values_keep_the_raw_backstop_on_the_file(tmp_path):
+    """The raw-bytes backstop still reads the written file, whatever text values are handed over."""
+    out = tmp_path / "out.txt"
+    out.write_text("xx SIMPSON^HOMER xx\n")
+    hits = ResidualGate([NAME]).scan_file(
+        LinesHandler({}), out, text_values=lambda: [("line[1]", "clean")]
+    )
+    assert any(hit.path.startswith("raw bytes") and hit.kind == "name" for hit in hits)

@@ -62,7 +62,12 @@ class DicomHandler(FormatHandler):
                 raise MalformedFileError(
                     label, f"cannot encode: {type(error).__name__}: {error}"
                 ) from None
-        return DeidOutcome(output_name, state.changes, state.sensitive)
+        outcome = DeidOutcome(output_name, state.changes, state.sensitive)
+        if dst is not None:
+            # What text_values(dst) reads, from the dataset just encoded into dst (file meta as
+            # written): the gate scans it without parsing the output a second time.
+            outcome.text_values = lambda: _source_text_values(source)
+        return outcome
 
     def output_name(self, source: SourceFile, label: str, ctx: DeidContext) -> str:
         """``filenames`` rules (first matching ``input-regex``), else ``<SOPInstanceUID>.<Modality>.dcm``.
@@ -102,13 +107,16 @@ class DicomHandler(FormatHandler):
         raise MalformedFileError(label, "no filenames input-regex matches this file name")
 
     def text_values(self, path: Path) -> Iterator[tuple[str, str]]:
-        source = read_source(Path(path))
-        meta = getattr(source.dataset, "file_meta", None)
-        if meta is not None:
-            yield from iter_text_values(meta)
-        yield from iter_text_values(source.dataset)
-        if source.trailing is not None:
-            yield from iter_text_values(source.trailing)
+        return _source_text_values(read_source(Path(path)))
+
+
+def _source_text_values(source: SourceFile) -> Iterator[tuple[str, str]]:
+    meta = getattr(source.dataset, "file_meta", None)
+    if meta is not None:
+        yield from iter_text_values(meta)
+    yield from iter_text_values(source.dataset)
+    if source.trailing is not None:
+        yield from iter_text_values(source.trailing)
 
 
 def _sanitize(name: str) -> str:
