@@ -28,6 +28,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from pydicom.datadict import get_entry
+
 from fw_gear_deid.standard import OPTIONS, table_rows
 
 #: Resolved actions.
@@ -114,6 +116,10 @@ class PresetRules:
         for base, wanted, repeater_action in self.repeaters:
             if group & 0xFF00 == base and (wanted is None or wanted == element):
                 return repeater_action
+        if group % 2 == 0 and group != 0x0002 and element != 0x0000 and not _known_tag(tag):
+            # A public tag the dictionary does not know (a newer edition, or a vendor writing in
+            # a public group): the table cannot have classified it, so it cannot be kept.
+            return REMOVE
         return None
 
     @property
@@ -139,3 +145,11 @@ class PresetRules:
             f"preset ps3.15-basic ({options}): {len(self.by_tag)} table attributes ({summary})",
             f"50xx/60xx rows: {len(self.repeaters)} (curves, overlay data and comments)",
         ]
+
+
+def _known_tag(tag: int) -> bool:
+    try:
+        get_entry(tag)
+    except KeyError:
+        return False
+    return True
