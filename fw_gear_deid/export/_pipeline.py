@@ -14,7 +14,7 @@ import logging
 import sys
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -381,7 +381,9 @@ class _Exporter:
             profile_key=getattr(profile, "sha256", ""),
             profile_data=None if opted_out else profile.data,
             subject=self._subject_key(item.chain),
-            date_offset_days=None,
+            # One offset per subject across formats: the dicom section's date-increment (often
+            # rendered from the mapping CSV) for sections that set none; else the keyed offset.
+            date_offset_days=None if opted_out else _subject_offset(profile.data),
             metadata=metadata,
             residual_check=self.job.residual_check and not opted_out,
         )
@@ -705,3 +707,10 @@ def run_export(job: ExportJob, progress: bool | None = None) -> ExportResult:
     stem = f"deid-report-{stamp}-{uuid.uuid4().hex[:6]}"
     csv_path, json_path = write_report(Path(job.report_dir), stem, rows, exporter.summary)
     return ExportResult(code, exporter.summary, csv_path, json_path, rows)
+
+
+def _subject_offset(profile_data: Mapping[str, Any]) -> float | None:
+    dicom = profile_data.get("dicom")
+    if isinstance(dicom, Mapping) and dicom.get("date-increment") is not None:
+        return float(dicom["date-increment"])
+    return None

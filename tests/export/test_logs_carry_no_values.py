@@ -31,6 +31,8 @@ def test_invalid_source_values_never_reach_stdout_or_stderr(ct_small, tmp_path):
             str(profile),
             "--jobs",
             "2",
+            "--report-dir",
+            str(tmp_path / "reports"),
             str(source),
             str(tmp_path / "out" / "grp" / "dest"),
         ],
