@@ -97,8 +97,19 @@ def _unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
     return result
 
 
-def _kind(path: str) -> str:
-    return _KIND_BY_FIELD.get(path.split(".")[-1], "text")
+def _kind(path: str, value: Any = None) -> str:
+    """The residual-PHI kind of a removed/replaced metadata value.
+
+    Known fields have fixed kinds. A value a rule removed from ``info`` or ``tags`` was judged
+    identifying by the profile author: a short one is matched as a name (letters) or an ID (with
+    digits), wherever it appears; only long prose is matched as free text."""
+    known = _KIND_BY_FIELD.get(path.split(".")[-1])
+    if known is not None:
+        return known
+    words = str(value).split() if value is not None else []
+    if 0 < len(words) <= 4:
+        return "id" if any(ch.isdigit() for ch in str(value)) else "name"
+    return "text"
 
 
 class _Rules:
@@ -246,7 +257,9 @@ def _run_rules(
                     out.pop(nested)
                 if present:
                     sensitive.append(
-                        SensitiveValue(_kind(path), str(record[path]), f"{kind}.{path}")
+                        SensitiveValue(
+                            _kind(path, record[path]), str(record[path]), f"{kind}.{path}"
+                        )
                     )
                 result_changes.append(FieldChange(f"{kind}.{path}", "remove"))
                 continue
@@ -254,7 +267,9 @@ def _run_rules(
                 continue
             out[path] = rules.apply(action, rule, record.get(path))
             if present and str(out[path]) != str(record[path]):
-                sensitive.append(SensitiveValue(_kind(path), str(record[path]), f"{kind}.{path}"))
+                sensitive.append(
+                    SensitiveValue(_kind(path, record[path]), str(record[path]), f"{kind}.{path}")
+                )
             result_changes.append(FieldChange(f"{kind}.{path}", action))
 
 

@@ -26,7 +26,7 @@ from fw_gear_deid.errors import DeidError
 from fw_gear_deid.export._metadata import MetadataResult, container_metadata, file_metadata
 from fw_gear_deid.export._report import ReportRow, summarize, write_report
 from fw_gear_deid.export._worker import Task, TaskResult, init_worker, process
-from fw_gear_deid.formats import build_handlers
+from fw_gear_deid.formats import SensitiveValue, build_handlers
 from fw_gear_deid.keys import DateShiftRange, Keys
 from fw_gear_deid.stores import (
     CONFLICT_POLICIES,
@@ -314,10 +314,11 @@ class _Exporter:
         if self.job.residual_check and not opted_out:
             from fw_gear_deid.check import ResidualGate
 
+            # Every container is scanned for what any container of the chain removed: a session
+            # label repeating the subject's removed MRN is a leak too.
+            chain_gate = ResidualGate(self._chain_sensitive(item))
             for container, meta in zip(chain[1:], item.metas, strict=True):
-                hits = list(
-                    ResidualGate(meta.sensitive).scan_metadata(container.type, meta.record())
-                )
+                hits = list(chain_gate.scan_metadata(container.type, meta.record()))
                 if hits:
                     where = ", ".join(f"{hit.path} ({hit.kind})" for hit in hits[:10])
                     item.row.state = "blocked"
@@ -338,6 +339,10 @@ class _Exporter:
         for meta in item.metas:
             item.row.actions += [{"path": c.path, "action": c.action} for c in meta.changes]
         return True
+
+    @staticmethod
+    def _chain_sensitive(item: _Item) -> list[SensitiveValue]:
+        return [value for meta in item.metas for value in meta.sensitive]
 
     def _already_exported(self, item: _Item) -> bool:
         if self.job.conflict != "skip":
@@ -385,6 +390,7 @@ class _Exporter:
             # rendered from the mapping CSV) for sections that set none; else the keyed offset.
             date_offset_days=None if opted_out else _subject_offset(profile.data),
             metadata=metadata,
+            chain_sensitive=self._chain_sensitive(item),
             residual_check=self.job.residual_check and not opted_out,
         )
 

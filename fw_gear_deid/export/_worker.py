@@ -43,6 +43,8 @@ class Task:
     date_offset_days: int | None
     #: Destination metadata the file will sit under, as ``(kind, record)``, for the residual scan.
     metadata: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    #: What the ``flywheel:`` rules removed from the file's containers: the file must not hold it.
+    chain_sensitive: list[SensitiveValue] = field(default_factory=list)
     residual_check: bool = True
 
 
@@ -184,7 +186,10 @@ def _process(task: Task) -> TaskResult:
     if task.residual_check:
         from fw_gear_deid.check import ResidualGate
 
-        gate = ResidualGate(sensitive, allow=_allowed(task.profile_key, task.profile_data))
+        gate = ResidualGate(
+            [*sensitive, *task.chain_sensitive],
+            allow=_allowed(task.profile_key, task.profile_data),
+        )
         # a plain file's handler may hand over the text values it wrote (no second parse)
         text_values = None if outcome.members else outcome.text_values
         hits = list(gate.scan_file(handler, dst, text_values=text_values))
