@@ -50,7 +50,10 @@ class DicomHandler(FormatHandler):
         except OSError:
             raise  # the source cannot be read: a store problem, not a malformed file
         except Exception as error:  # pydicom raises many types for values it cannot decode
-            raise MalformedFileError(label, f"{type(error).__name__}: {error}") from None
+            # The type only: pydicom's messages quote the offending value, and reasons reach reports.
+            raise MalformedFileError(
+                label, f"a value cannot be decoded ({type(error).__name__})"
+            ) from None
         if dst is not None:
             try:
                 write_output(Path(dst), source, source.dataset, source.trailing)
@@ -60,7 +63,7 @@ class DicomHandler(FormatHandler):
             except Exception as error:  # a value pydicom cannot encode
                 _discard(dst)
                 raise MalformedFileError(
-                    label, f"cannot encode: {type(error).__name__}: {error}"
+                    label, f"a value cannot be encoded ({type(error).__name__})"
                 ) from None
         outcome = DeidOutcome(output_name, state.changes, state.sensitive)
         if dst is not None:
