@@ -31,6 +31,7 @@ from fw_gear_deid.check._text import (
     tokenize,
 )
 from fw_gear_deid.check.matchers import (
+    _SOFTWARE_UID_PATH,
     AddressMatcher,
     DateMatcher,
     IdMatcher,
@@ -129,10 +130,8 @@ class ResidualGate:
             if value is None or not str(value).strip():
                 continue
             matcher = by_kind.get(kind, self.matchers[-1])
-            if isinstance(matcher, UidMatcher):
-                matcher.add(kind, str(value), str(getattr(item, "path", "")))
-            else:
-                matcher.add(kind, str(value))
+            source_path = str(getattr(item, "path", "")) if isinstance(matcher, UidMatcher) else ""
+            _add_cached(matcher, kind, str(value), source_path)
         #: element paths the handler removed or replaced: every other element was left untouched
         self._sensitive_paths = frozenset(paths)
         self._raw = RawScanner(self.index.raw, self.index.uids) if raw_backstop else None
@@ -339,6 +338,84 @@ class ResidualGate:
         """Hits in a destination container's metadata (label, info, tags, subject fields...), walked
         recursively; keys are scanned as well as values (an info key can be a name)."""
         return self.scan_values(_walk_metadata(container_kind, metadata, 0))
+
+
+#: What one ``Matcher.add`` call derives, by (matcher, kind, value, UID source path, policy): the
+#: same subject's names, IDs, dates, institution... recur in every file of a job, and deriving their
+#: needles is most of building a gate. Per process, bounded; never logged or written anywhere.
+_DERIVED: dict[tuple[Any, ...], _Needles] = {}
+_DERIVED_LIMIT = 20_000
+
+
+@dataclass(frozen=True)
+class _Needles:
+    """The effect of one ``Matcher.add`` on an empty index (keys in insertion order)."""
+
+    values: int
+    ignored: int
+    tokens: tuple[tuple[str, frozenset[str]], ...]
+    phrases: tuple[tuple[str, tuple[tuple[tuple[str, ...], str], ...]], ...]
+    uids: tuple[tuple[str, frozenset[str]], ...]
+    cjk: tuple[tuple[str, frozenset[str]], ...]
+    raw: tuple[tuple[str, frozenset[str]], ...]
+
+
+def _derive(matcher: Matcher, kind: str, value: str, source_path: str) -> _Needles:
+    index = NeedleIndex()
+    uids = UidMatcher(index, matcher.policy)
+    fresh: Matcher
+    if isinstance(matcher, UidMatcher):
+        fresh = uids
+        uids.add(kind, value, source_path)
+    else:
+        fresh = (
+            IdMatcher(index, matcher.policy, uids)
+            if isinstance(matcher, IdMatcher)
+            else type(matcher)(index, matcher.policy)
+        )
+        fresh.add(kind, value)
+
+    def sets(table: dict[str, set[str]]) -> tuple[tuple[str, frozenset[str]], ...]:
+        return tuple((key, frozenset(kinds)) for key, kinds in table.items())
+
+    return _Needles(
+        fresh.values,
+        fresh.ignored,
+        sets(index.tokens),
+        tuple((first, tuple(items)) for first, items in index.phrases.items()),
+        sets(index.uids),
+        sets(index.cjk),
+        sets(index.raw),
+    )
+
+
+def _add_cached(matcher: Matcher, kind: str, value: str, source_path: str) -> None:
+    """``matcher.add(kind, value[, source_path])``, derived once per process for a repeated value."""
+    # a UID's source path matters only as "written by software" or not (UidMatcher.add)
+    software = isinstance(matcher, UidMatcher) and bool(_SOFTWARE_UID_PATH.search(source_path))
+    key = (type(matcher), kind, value, software, matcher.policy)
+    needles = _DERIVED.get(key)
+    if needles is None:
+        needles = _derive(matcher, kind, value, source_path)
+        if len(_DERIVED) >= _DERIVED_LIMIT:
+            _DERIVED.clear()
+        _DERIVED[key] = needles
+    matcher.values += needles.values
+    matcher.ignored += needles.ignored
+    index = matcher.index
+    for token, kinds in needles.tokens:
+        index.tokens[token].update(kinds)
+    for first, items in needles.phrases:
+        known = index.phrases[first]
+        for item in items:
+            if item not in known:
+                known.append(item)
+    for uid, kinds in needles.uids:
+        index.uids[uid].update(kinds)
+    for text, kinds in needles.cjk:
+        index.cjk[text].update(kinds)
+    for literal, kinds in needles.raw:
+        index.raw[literal].update(kinds)
 
 
 #: Kinds that are identifying wherever they appear; the others are words of free text.
