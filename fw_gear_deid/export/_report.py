@@ -109,6 +109,55 @@ def write_report(
     for row in rows:
         writer.writerow(row.csv_row())
     _atomic_write(csv_path, "".join(buffer))
-    document = {"summary": summary, "files": [row.as_dict() for row in rows]}
-    _atomic_write(json_path, json.dumps(document, indent=2, sort_keys=False, default=str) + "\n")
+    _atomic_write(json_path, _report_json(summary, rows) + "\n")
     return csv_path, json_path
+
+
+def _report_json(summary: dict[str, Any], rows: list[ReportRow]) -> str:
+    """``json.dumps({"summary": summary, "files": [rows as dicts]}, indent=2, default=str)``, the
+    same text, with each row encoded by :func:`_row_json` (``json.dumps`` with ``indent`` runs its
+    pure-Python encoder: ~0.5 ms a row, the largest part of writing a large report)."""
+    head = json.dumps({"summary": summary}, indent=2, default=str)
+    if not rows:
+        return head[:-2] + ',\n  "files": []\n}'
+    files = ",\n".join(_row_json(row) for row in rows)
+    return head[:-2] + ',\n  "files": [\n' + files + "\n  ]\n}"
+
+
+_STR = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+
+
+def _row_json(row: ReportRow) -> str:
+    """One row as ``json.dumps`` indents it at depth 2 (inside the ``files`` list)."""
+    parts = []
+    for name in _FIELDS:
+        value = getattr(row, name)
+        if name == "actions":
+            text = _actions_json(value)
+        elif isinstance(value, str):
+            text = _STR(value)
+        elif value is True or value is False:
+            text = "true" if value else "false"
+        else:  # not a type a row holds: let json decide, re-indented to this depth
+            text = json.dumps(value, indent=2, default=str).replace("\n", "\n      ")
+        parts.append(f"      {_STR(name)}: {text}")
+    return "    {\n" + ",\n".join(parts) + "\n    }"
+
+
+def _actions_json(actions: list[dict[str, str]]) -> str:
+    if not actions:
+        return "[]"
+    items = []
+    for action in actions:
+        if not action:
+            items.append("        {}")
+            continue
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in action.items()):
+            text = json.dumps(action, indent=2, default=str).replace("\n", "\n        ")
+            items.append("        " + text)
+            continue
+        fields_text = ",\n".join(
+            f"          {_STR(key)}: {_STR(value)}" for key, value in action.items()
+        )
+        items.append("        {\n" + fields_text + "\n        }")
+    return "[\n" + ",\n".join(items) + "\n      ]"
