@@ -461,6 +461,12 @@ class _Exporter:
                 "unchanged",
             )
             return
+        from fw_gear_deid.stores.local import LocalStore
+
+        # the worker hashed its output already: a local store need not read it again
+        known = (
+            {"sha256": result.sha256} if result.sha256 and isinstance(self.dest, LocalStore) else {}
+        )
         written = self.dest.write_file(
             container,
             name,
@@ -468,6 +474,7 @@ class _Exporter:
             item.file_meta,
             self.job.conflict,
             existing=by_origin or by_name,
+            **known,
         )
         self._names_written[(container.id, name)] = item.file_origin
         self._fill_dest(row, dest_chain, written.entry.name, written.entry.id)

@@ -228,3 +228,25 @@ def test_a_folder_with_the_label_and_no_origin_id_is_adopted(tmp_path):
     again = dest.ensure_child(dest.location, "subject", "o-2", ContainerMeta("sub-01"))
     assert again.id == "grp/proj/sub-01~2"  # taken by another origin now: a folder of its own
     assert (dest.project_dir / "sub-01" / "kept.txt").read_text() == "made by hand"
+
+
+def test_write_file_copies_large_files_whole_and_takes_a_known_digest(tmp_path, monkeypatch):
+    import hashlib
+    import os
+
+    dest = open_store(str(tmp_path / "out" / "grp" / "proj"), read_only=False, create=True)
+    subject = dest.ensure_child(dest.location, "subject", "origin-s", ContainerMeta("S1"))
+    folder = dest.container_dir(subject)
+    src = tmp_path / "payload.bin"
+    data = os.urandom(3 << 20) + b"tail"
+    src.write_bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
+    meta = FileMeta(type="dicom", info=with_origin({}, "file-o"))
+    dest.write_file(subject, "big.dcm", src, meta, "skip", sha256=digest)
+    assert (folder / "big.dcm").read_bytes() == data
+    assert json.loads((folder / ".big.dcm.meta.json").read_text())["sha256"] == digest
+    # without the kernel copy (another file system, an old kernel): the same bytes
+    monkeypatch.delattr(os, "copy_file_range", raising=False)
+    dest.write_file(subject, "big2.dcm", src, FileMeta(info=with_origin({}, "o2")), "skip")
+    assert (folder / "big2.dcm").read_bytes() == data
+    assert json.loads((folder / ".big2.dcm.meta.json").read_text())["sha256"] == digest
