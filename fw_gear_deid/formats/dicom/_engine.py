@@ -1025,9 +1025,25 @@ class DicomEngine:
                 self._record(tag, [], "remove", elem.VR, before, REMOVE, state)
 
 
+#: Raw VRs whose values are never text (numbers, binary words): skipped before conversion, with the
+#: value size a conversion checks (a wrong length still goes through conversion, which raises).
+_NOT_TEXT_RAW_VRS: dict[str, int] = {
+    "US": 2, "SS": 2, "UL": 4, "SL": 4, "FL": 4, "AT": 4, "FD": 8, "UV": 8, "SV": 8,
+    "OW": 1, "OF": 1, "OD": 1, "OL": 1, "OV": 1,
+}  # fmt: skip
+
+
 def iter_text_values(dataset: Dataset, prefix: str = "") -> Iterator[tuple[str, str]]:
     """Every text value of a dataset, nested ones included, as (element path, text)."""
-    for elem in dataset:
+    elements = dataset._dict
+    for tag in sorted(elements):
+        raw = elements[tag]
+        if isinstance(raw, RawDataElement):
+            # what the checks below skip after converting, skipped without converting (same result)
+            size = _NOT_TEXT_RAW_VRS.get(raw.VR)  # type: ignore[arg-type]
+            if size is not None and (raw.value is None or len(raw.value) % size == 0):
+                continue
+        elem = dataset[tag]
         where = f"{prefix}{elem.keyword or f'({elem.tag.group:04X},{elem.tag.element:04X})'}"
         try:
             value = elem.value
