@@ -83,11 +83,18 @@ def _raw_vr(dataset: Dataset, tag: int) -> str:
 def _walk(dataset: Dataset, prefix: str, depth: int, binary_only: bool) -> Iterator[DicomText]:
     if depth > MAX_DEPTH:
         raise _TooDeep
-    for tag in list(dataset.keys()):
-        if _is_pixel_like(BaseTag(tag)):
-            continue  # checked before access: reading the element would load deferred pixels
-        if binary_only and _raw_vr(dataset, tag) not in _BYTES_OR_ITEMS_VRS:
-            continue  # text the handler reads anyway: not even converted here
+    elements = dataset._dict
+    for tag in list(elements):
+        # _is_pixel_like, inline: checked before access (reading would load deferred pixels)
+        if tag in _PIXEL_TAGS or (tag & 0xFFFF == 0x3000 and tag >> 24 in (0x50, 0x60)):
+            continue
+        if binary_only:
+            # _raw_vr, inline: the element as stored, raw or not, never converted here
+            vr = getattr(elements[tag], "VR", None)
+            if vr is None:
+                vr = _raw_vr(dataset, tag)
+            if str(vr) not in _BYTES_OR_ITEMS_VRS:
+                continue  # text the handler reads anyway: not even converted here
         elem = dataset[tag]
         path = f"{prefix}{tag_path(elem.tag)}"
         if elem.VR == "SQ" and isinstance(elem.value, Sequence):
