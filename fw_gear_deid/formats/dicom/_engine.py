@@ -21,6 +21,7 @@ from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_eleme
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence as DicomSequence
+from pydicom.tag import BaseTag
 from pydicom.valuerep import format_number_as_ds
 
 from fw_gear_deid import STANDARD_EDITION, __version__
@@ -66,6 +67,31 @@ _CODE_TAGS = frozenset(
      0x0008010D, 0x0008010F, 0x00080117, 0x00080118, 0x00080119, 0x00080120, 0x00080121}
 )  # fmt: skip
 _PLAIN_TEXT_VRS = frozenset({"AE", "DA", "DT", "LO", "LT", "PN", "SH", "ST", "UC", "UI", "UT"})
+# VRs whose generated values are stored pre-encoded (RawDataElement): pydicom writes an ASCII
+# value of these as the text joined by backslashes, padded to even length (UI with NUL, others
+# with a space), whatever the character set.
+_RAW_SET_VRS = frozenset(
+    {"AE", "AS", "CS", "DA", "DT", "TM", "LO", "LT", "PN", "SH", "ST", "UC", "UI", "UT"}
+)
+
+
+def _encode_plain(vr: str, value: Any) -> bytes | None:
+    """The bytes pydicom would write for a generated ASCII text value of ``vr``, else None."""
+    if type(value) is str:
+        parts = [value]
+    elif type(value) is list and all(type(v) is str for v in value):
+        parts = value
+    else:
+        return None
+    for part in parts:
+        # non-ASCII, or padding pydicom would strip when decoding: kept as a DataElement, so the
+        # value read back in memory is exactly the one set
+        if not part.isascii() or part != part.strip(" \x00\t\r\n"):
+            return None
+    text = "\\".join(parts)
+    if len(text) % 2:
+        text += "\x00" if vr == "UI" else " "
+    return text.encode("ascii")
 
 
 def _decode_text(data: bytes, dataset: Dataset) -> list[str]:
@@ -597,7 +623,15 @@ class DicomEngine:
             value = DicomSequence(list(value))
         if vr == "UN" and isinstance(value, str):
             value = value.encode("latin-1", "replace")
-        dataset[tag] = DataElement(tag, vr, value)
+        encoded = _encode_plain(vr, value) if vr in _RAW_SET_VRS else None
+        if encoded is not None:
+            # Stored as the bytes pydicom would write: no DataElement, no conversion, copied by
+            # the writer (and decoded to the same value if anything reads it later).
+            dataset[tag] = RawDataElement(
+                BaseTag(tag), vr, len(encoded), encoded, None, False, True
+            )
+        else:
+            dataset[tag] = DataElement(tag, vr, value)
         state.mutations += 1
         if _text(before) != _text(value):
             self._record(tag, path, action, vr, before, value, state)
