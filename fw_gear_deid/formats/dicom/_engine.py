@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import pydicom._uid_dict
+import pydicom.config
 from dateutil import relativedelta
 from pydicom.datadict import dictionary_VR, private_dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
@@ -104,6 +105,36 @@ def _decode_text(data: bytes, dataset: Dataset) -> list[str]:
     except (LookupError, UnicodeDecodeError):
         text = data.decode("latin-1")
     return [part.strip(" \x00") for part in text.split("\\")]
+
+
+#: Raw VRs decoded directly (ASCII values): what pydicom's converters return, as str or list of str.
+_STRING_VRS = frozenset({"UI", "DA", "DT", "TM", "CS", "AS"})  # padding stripped, then split
+_TEXT_VRS = frozenset({"LO", "SH", "UC"})  # split, then each value's padding stripped
+_UNDECODED = object()
+
+
+def _plain_value(raw: Any, vr: str) -> Any:
+    """The value pydicom's conversion gives a raw element of a plain ASCII VR, as ``str`` (one
+    value) or a list of ``str`` (several), without building a DataElement; ``_UNDECODED`` when the
+    element needs pydicom (non-ASCII bytes, other VRs, a VR that conversion could change)."""
+    if type(raw) is not RawDataElement or (raw.VR is not None and vr != raw.VR):
+        return _UNDECODED
+    data = raw.value
+    if raw.length == 0 and not data:
+        if pydicom.config.use_none_as_empty_text_VR_value or vr not in _STRING_VRS | _TEXT_VRS:
+            return _UNDECODED
+        return ""
+    if not isinstance(data, bytes) or len(data) != raw.length or not data.isascii():
+        return _UNDECODED
+    if vr in _STRING_VRS:
+        if pydicom.config.datetime_conversion and vr in ("DA", "DT", "TM"):
+            return _UNDECODED
+        items = data.decode("ascii").rstrip(" \x00").split("\\")
+    elif vr in _TEXT_VRS:
+        items = [item.rstrip("\x00 ") for item in data.decode("ascii").split("\\")]
+    else:
+        return _UNDECODED
+    return items[0] if len(items) == 1 else items
 
 
 def _is_private(tag: int) -> bool:
@@ -781,8 +812,9 @@ class DicomEngine:
                 return
             self._recurse(dataset, tag, path, state, child)
             return
-        elem = self._element(dataset, tag)
-        before = elem.value
+        before = _plain_value(dataset._dict.get(tag), vr)
+        if before is _UNDECODED:
+            before = self._element(dataset, tag).value
         if action == P.EMPTY:
             if before not in (None, "", b"") and _values_of(before):
                 if vr in ("DA", "DT"):
