@@ -534,6 +534,13 @@ class _Exporter:
         self.keys = self._resolve_keys(chosen.profile.data)
         self.summary["keys_fingerprint"] = self.keys.fingerprint
         profiles = SubjectProfiles(chosen, self.job.mapping_csv, self.job.session_level)
+        # Walk the source first: a source error (no such file in file mode) leaves no destination.
+        items: list[_Item] = []
+        for chain, entry in self._walk():
+            row = ReportRow(self._label_path(chain), chain[-1].type, entry.name, PENDING)
+            item = _Item(len(items), chain, entry, row)
+            items.append(item)
+        self.rows.extend(item.row for item in items)
         if not self.job.dry_run:
             self.dest.close()
             self.dest = open_store(
@@ -542,13 +549,6 @@ class _Exporter:
                 api_key=self.job.dest_api_key or self.job.api_key,
                 create=True,
             )
-
-        items: list[_Item] = []
-        for chain, entry in self._walk():
-            row = ReportRow(self._label_path(chain), chain[-1].type, entry.name, PENDING)
-            item = _Item(len(items), chain, entry, row)
-            items.append(item)
-            self.rows.append(row)
         self._process_all(items, profiles, chosen.opted_out)
         return 0
 

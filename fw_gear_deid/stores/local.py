@@ -404,6 +404,8 @@ class LocalStore(Store):
             candidate = inside if inside.exists() or inside.is_symlink() else candidate.absolute()
         if candidate.is_symlink():
             raise StoreError(f"{ref}: symbolic link (not followed)")
+        if not candidate.exists():
+            raise StoreError(f"{ref}: no such file")
         folder = candidate.parent.resolve()
         try:
             folder.relative_to(self._project_dir)
