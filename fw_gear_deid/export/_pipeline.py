@@ -524,11 +524,13 @@ class _Exporter:
                 raise DeidError(f"the profile cannot be applied: {_first_line(error)}") from None
         from fw_gear_deid.check import GateConfig
 
-        gate_config = (
-            GateConfig()
-            if self.job.residual_check
-            else GateConfig.disabled("turned off by request (--no-residual-check)")
-        )
+        if chosen.opted_out:
+            # Nothing is de-identified, so there is nothing to check against: say so plainly.
+            gate_config = GateConfig.disabled(f"the {chosen.level} profile opts out")
+        elif self.job.residual_check:
+            gate_config = GateConfig()
+        else:
+            gate_config = GateConfig.disabled("turned off by request (--no-residual-check)")
         gate_config.announce(log)
         self.summary.update(gate_config.report_fields())
         self.keys = self._resolve_keys(chosen.profile.data)
