@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 import pydicom
-from pydicom.charset import convert_encodings
-from pydicom.dataelem import RawDataElement
+from pydicom.charset import convert_encodings, default_encoding
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO, DicomFileLike
 from pydicom.filereader import read_dataset
@@ -30,6 +30,7 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
     MediaStorageDirectoryStorage,
 )
+from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, STANDARD_VR
 
 from fw_gear_deid import __version__
 from fw_gear_deid.errors import MalformedFileError
@@ -44,6 +45,11 @@ _PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
 _LONG_VRS = frozenset({b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UC", b"UR", b"UT", b"UN"})
 _ITEM = 0xFFFEE000
 _SEQ_DELIMITER = 0xFFFEE0DD
+_VR_LONG = frozenset(str(vr) for vr in EXPLICIT_VR_LENGTH_32)
+_VR_ALL = frozenset(str(vr) for vr in STANDARD_VR)
+_HEAD_IMPLICIT = {True: struct.Struct("<HHL"), False: struct.Struct(">HHL")}
+_HEAD_SHORT = {True: struct.Struct("<HH2sH"), False: struct.Struct(">HH2sH")}
+_HEAD_LONG = {True: struct.Struct("<HH2sHL"), False: struct.Struct(">HH2sHL")}
 # Past this size a trailing region (after pixel data) is refused rather than read into memory.
 _MAX_TRAILING = 64 << 20
 
@@ -376,6 +382,15 @@ def encode_header(source: SourceFile, dataset: Dataset) -> bytes:
         span = _raw_span(elem, source) if isinstance(elem, RawDataElement) else None
         if span is not None:
             buffer.write(header[span[0] : span[1]])
+            continue
+        if isinstance(elem, RawDataElement):
+            encoded = _encode_raw(elem, source.little_endian, source.implicit_vr)
+        elif elem.VR == "SQ":
+            encoded = _encode_sequence(elem, source.little_endian, source.implicit_vr, encodings)
+        else:
+            encoded = None
+        if encoded is not None:
+            buffer.write(encoded)
         else:
             write_data_element(buffer, dataset.get_item(tag), encodings)
     return buffer.getvalue()
@@ -403,3 +418,91 @@ def _raw_span(elem: RawDataElement, source: SourceFile) -> tuple[int, int] | Non
     if (group << 16 | element) != elem.tag:
         return None
     return start, end
+
+
+def _encode_raw(elem: RawDataElement, little: bool, implicit: bool) -> bytes | None:
+    """A raw element with a defined-length value (e.g. one the engine stored pre-encoded), encoded
+    as pydicom's ``write_data_element`` writes it (tag, VR, length, value as is); None when pydicom
+    must write it (undefined length, deferred value, unknown VR, a short-VR value over 64 KiB)."""
+    value = elem.value
+    if type(value) is not bytes or elem.length == 0xFFFFFFFF or elem.tag in _PIXEL_TAGS:
+        return None
+    tag, size = elem.tag, len(value)
+    if implicit:
+        return _HEAD_IMPLICIT[little].pack(tag >> 16, tag & 0xFFFF, size) + value
+    vr = elem.VR
+    if vr not in _VR_ALL:
+        return None
+    if vr in _VR_LONG:
+        return _HEAD_LONG[little].pack(tag >> 16, tag & 0xFFFF, vr.encode(), 0, size) + value
+    if size > 0xFFFF:
+        return None
+    return _HEAD_SHORT[little].pack(tag >> 16, tag & 0xFFFF, vr.encode(), size) + value
+
+
+_ITEM_TAG_BYTES = {True: b"\xfe\xff\x00\xe0", False: b"\xff\xfe\xe0\x00"}
+_ITEM_END = {True: b"\xfe\xff\x0d\xe0\x00\x00\x00\x00", False: b"\xff\xfe\xe0\x0d\x00\x00\x00\x00"}
+_SEQ_END = {True: b"\xfe\xff\xdd\xe0\x00\x00\x00\x00", False: b"\xff\xfe\xe0\xdd\x00\x00\x00\x00"}
+_UL = {True: struct.Struct("<L"), False: struct.Struct(">L")}
+
+
+def _encode_sequence(
+    elem: DataElement, little: bool, implicit: bool, encodings: str | list[str] | None
+) -> bytes | None:
+    """A sequence element as pydicom's ``write_data_element`` encodes it (items with their defined
+    or undefined lengths and delimiters), raw elements inside copied as they are; None when an item
+    needs pydicom's conversions (created in memory, another encoding or character set)."""
+    encodings = convert_encodings(encodings or [default_encoding])
+    parts = []
+    for item in elem.value or []:
+        body = _encode_dataset(item, little, implicit, encodings)
+        if body is None:
+            return None
+        undefined = getattr(item, "is_undefined_length_sequence_item", False)
+        parts.append(_ITEM_TAG_BYTES[little])
+        parts.append(_UL[little].pack(0xFFFFFFFF if undefined else len(body)))
+        parts.append(body)
+        if undefined:
+            parts.append(_ITEM_END[little])
+    content = b"".join(parts)
+    undefined = elem.is_undefined_length
+    length = 0xFFFFFFFF if undefined else len(content)
+    tag = elem.tag
+    if implicit:
+        head = _HEAD_IMPLICIT[little].pack(tag >> 16, tag & 0xFFFF, length)
+    else:
+        head = _HEAD_LONG[little].pack(tag >> 16, tag & 0xFFFF, b"SQ", 0, length)
+    return head + content + (_SEQ_END[little] if undefined else b"")
+
+
+def _encode_dataset(
+    dataset: Dataset, little: bool, implicit: bool, parent_encoding: str | list[str]
+) -> bytes | None:
+    """A sequence item's elements as pydicom's ``write_dataset`` encodes them, or None when
+    pydicom would convert them first (the item was not read with this encoding and character set)."""
+    if (
+        dataset.original_encoding != (implicit, little)
+        or dataset.original_character_set != dataset._character_set
+    ):
+        return None
+    dataset_encoding = dataset.get("SpecificCharacterSet", parent_encoding)
+    parts = []
+    elements = dataset._dict
+    for tag in sorted(elements):
+        if tag & 0xFFFF == 0 and tag >> 16 > 6:
+            continue  # retired group lengths are not written
+        elem = elements[tag]
+        if isinstance(elem, RawDataElement):
+            encoded = _encode_raw(elem, little, implicit)
+        elif elem.VR == "SQ":
+            encoded = _encode_sequence(elem, little, implicit, dataset_encoding)
+        else:
+            encoded = None
+        if encoded is None:
+            buffer = DicomBytesIO()
+            buffer.is_little_endian = little
+            buffer.is_implicit_VR = implicit
+            write_data_element(buffer, dataset.get_item(tag), dataset_encoding)
+            encoded = buffer.getvalue()
+        parts.append(encoded)
+    return b"".join(parts)
