@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import pydicom._uid_dict
@@ -59,6 +60,9 @@ _CLASS_UID_KEYWORD = re.compile(
 )
 _SENSITIVE_SKIP_VRS = frozenset({"DS", "IS", "AS", "TM", "CS", "US", "SS", "UL", "SL", "FL", "FD"})
 _PROVENANCE_TAGS = frozenset({0x00120062, 0x00120063, 0x00120064, 0x00280303})
+_PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
+#: The residual-gate kind of a (VR, keyword): a pure function, asked for every listed value.
+_sensitive_kind = lru_cache(maxsize=4096)(sensitive_kind)
 
 
 # Code Sequence Macro attributes: coded concepts from controlled terminologies, kept even inside a
@@ -365,6 +369,8 @@ class DicomEngine:
             else None
         )
         self._by_tag: dict[int, list[FieldRule]] = {}
+        #: Table action of a tag (``PresetRules.action_for``, a pure function of the tag), memoised.
+        self._preset_actions: dict[int, str | None] = {}
         self._other: list[FieldRule] = []
         for rule in self.rules:
             if isinstance(rule.selector, TagSelector):
@@ -449,6 +455,8 @@ class DicomEngine:
         return state
 
     def _candidates(self, tag: int, dataset: Dataset, path: Sequence[Step]) -> list[FieldRule]:
+        if not self.rules:
+            return []
         found = [r for r in self._by_tag.get(tag, ()) if r.matches(tag, dataset, path)]
         for rule in self._other:
             if rule.matches(tag, dataset, path):
@@ -580,7 +588,7 @@ class DicomEngine:
         )
         if vr in _SENSITIVE_SKIP_VRS or vr in BINARY_VRS or vr == "SQ":
             return
-        kind = sensitive_kind(vr, keyword_for_tag(tag) or "")
+        kind = _sensitive_kind(vr, keyword_for_tag(tag) or "")
         for value in _values_of(before):
             text = _text(value).strip().rstrip("\x00").strip()
             if len(text) >= 2:
@@ -635,7 +643,10 @@ class DicomEngine:
             value = None
         if vr in ("DA", "DT") and value:
             state.dates_removed = True
-        del dataset[tag]
+        if tag in _PIXEL_TAGS or (_is_private(tag) and 0x10 <= tag & 0xFFFF <= 0xFF):
+            del dataset[tag]  # pydicom also resets its pixel array / private block caches
+        else:
+            del dataset._dict[tag]  # what ``del dataset[tag]`` does for any other tag
         state.mutations += 1
         self._record(tag, path, action, vr, value, REMOVE, state)
 
@@ -790,7 +801,10 @@ class DicomEngine:
         assert preset is not None
         if tag == 0x00101010 and self.age_from_birthdate:
             return  # PatientAge was computed on purpose (patient-age-from-birthdate)
-        action = preset.action_for(tag)
+        try:
+            action = self._preset_actions[tag]
+        except KeyError:
+            action = self._preset_actions[tag] = preset.action_for(tag)
         if action is None:
             action = self._catch_all(tag, vr, mode)
         if action == P.REMOVE:
