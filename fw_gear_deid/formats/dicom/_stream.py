@@ -19,10 +19,10 @@ from typing import BinaryIO
 import pydicom
 from pydicom.charset import convert_encodings, default_encoding
 from pydicom.dataelem import DataElement, RawDataElement
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset, FileMetaDataset, validate_file_meta
 from pydicom.filebase import DicomBytesIO, DicomFileLike
 from pydicom.filereader import read_dataset
-from pydicom.filewriter import write_data_element, write_dataset, write_file_meta_info
+from pydicom.filewriter import write_data_element, write_dataset
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
@@ -369,7 +369,7 @@ def encode_header(source: SourceFile, dataset: Dataset) -> bytes:
     buffer.is_implicit_VR = source.implicit_vr
     buffer.write(dataset.preamble or b"\x00" * 128)
     buffer.write(b"DICM")
-    write_file_meta_info(buffer, dataset.file_meta, enforce_standard=True)
+    buffer.write(_encode_file_meta(dataset.file_meta))
     buffer.is_little_endian = source.little_endian
     buffer.is_implicit_VR = source.implicit_vr
     header = source.header_bytes or b""
@@ -506,3 +506,24 @@ def _encode_dataset(
             encoded = buffer.getvalue()
         parts.append(encoded)
     return b"".join(parts)
+
+
+_GROUP_LENGTH_HEAD = struct.pack("<HH2sH", 0x0002, 0x0000, b"UL", 4)
+
+
+def _encode_file_meta(meta: FileMetaDataset) -> bytes:
+    """The file meta group as ``write_file_meta_info(..., enforce_standard=True)`` writes it
+    (validated and completed the same way, group length first and set in ``meta``), without
+    pydicom's whole-dataset re-encoding pass: explicit VR little endian, element by element."""
+    validate_file_meta(meta, enforce_standard=True)
+    body = DicomBytesIO()
+    body.is_little_endian = True
+    body.is_implicit_VR = False
+    encoding = meta.get("SpecificCharacterSet", default_encoding)
+    for tag in sorted(meta._dict):
+        if tag == 0x00020000:
+            continue
+        write_data_element(body, meta[tag], encoding)
+    data = body.getvalue()
+    meta.FileMetaInformationGroupLength = len(data)
+    return _GROUP_LENGTH_HEAD + struct.pack("<L", len(data)) + data
