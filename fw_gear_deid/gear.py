@@ -47,6 +47,10 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _FW_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
+#: How existing destination containers are recognised (see ExportJob.match_by).
+MATCH_CHOICES = ("origin-id", "label")
+
+
 class GearConfigError(DeidError):
     """config.json or the inputs cannot make a valid job (message names the key, never a secret)."""
 
@@ -58,6 +62,7 @@ class GearSettings:
     destination_project: str
     source_path: str = ""
     conflict: str = "skip"
+    container_matching: str = "origin-id"
     session_level_mapping: bool = False
     residual_phi_check: bool = True
     dry_run: bool = False
@@ -106,6 +111,11 @@ def read_settings(config: Mapping[str, Any]) -> GearSettings:
     if settings.conflict not in CONFLICT_CHOICES:
         raise GearConfigError(
             f"config conflict: {settings.conflict!r} is not one of {', '.join(CONFLICT_CHOICES)}"
+        )
+    if settings.container_matching not in MATCH_CHOICES:
+        raise GearConfigError(
+            f"config container_matching: {settings.container_matching!r} is not one of "
+            f"{', '.join(MATCH_CHOICES)}"
         )
     if not 0 <= settings.workers <= 64:
         raise GearConfigError("config workers: must be between 0 and 64")
@@ -340,6 +350,7 @@ def build_job_kwargs(
         "mapping_csv": _as_path(inputs.path("mapping_csv")),
         "session_level": settings.session_level_mapping,
         "conflict": settings.conflict,
+        "match_by": settings.container_matching,
         "jobs": settings.workers or available_cpus(),
         "report_dir": Path(report_dir),
         "keys": resolve_keys(settings, inputs.path("secret_file"), environ),

@@ -67,6 +67,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="a destination file already there: skip (default; a re-run changes nothing), "
         "replace, or new-version (keep the previous one)",
     )
+    parser.add_argument(
+        "--match-by",
+        choices=("origin-id", "label"),
+        default="origin-id",
+        help="how an existing destination container is recognised: origin-id (default: the keyed "
+        "id of its source container) or label (the same de-identified label, e.g. one subject "
+        "exported from two source projects under one mapped label)",
+    )
     parser.add_argument("--jobs", type=_jobs, default=1, help="worker processes (default 1)")
     parser.add_argument("--report-dir", type=Path, default=Path("."), help="default: .")
     parser.add_argument(
@@ -152,6 +160,7 @@ def main(args: argparse.Namespace) -> int:
         mapping_csv=args.mapping_csv,
         session_level=args.session_level,
         conflict=args.conflict,
+        match_by=args.match_by,
         jobs=args.jobs,
         keys=keys,
         residual_check=args.residual_check,

@@ -81,6 +81,11 @@ class ExportJob:
     session: str | None = None
     #: A separate API key for a Flywheel destination (default: ``api_key``).
     dest_api_key: str | None = None
+    #: How an existing destination container is recognised: ``origin-id`` (the keyed id of its
+    #: source container; a container with the same label and no origin id is adopted) or ``label``
+    #: (any container with the same de-identified label, e.g. one subject exported from two
+    #: source projects under one mapped label).
+    match_by: str = "origin-id"
 
     def __repr__(self) -> str:  # keys and API keys are never shown
         return f"ExportJob(source={self.source!r}, destination={self.destination!r})"
@@ -302,7 +307,13 @@ class _Exporter:
             if known is None:
                 origin = self.container_origin(container)
                 if create:
-                    known = self.dest.ensure_child(parent, container.type, origin, meta.meta)
+                    known = self.dest.ensure_child(
+                        parent,
+                        container.type,
+                        origin,
+                        meta.meta,
+                        match_label=self.job.match_by == "label",
+                    )
                 else:
                     known = self.dest.find_child(parent, container.type, origin)
                     if known is None:

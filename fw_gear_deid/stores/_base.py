@@ -252,11 +252,20 @@ class Store(ABC):
 
     @abstractmethod
     def ensure_child(
-        self, parent: Container, kind: str, origin_id: str, meta: ContainerMeta
+        self,
+        parent: Container,
+        kind: str,
+        origin_id: str,
+        meta: ContainerMeta,
+        *,
+        match_label: bool = False,
     ) -> Container:
         """Find the child with ``origin_id`` or create it with ``meta``: exactly once, even when
         several processes or jobs do it at the same time. An existing container is updated to
-        ``meta`` (label, info, tags, fields) when it differs."""
+        ``meta`` (label, info, tags, fields) when it differs.
+
+        A child with ``meta.label`` and no origin id is adopted; with ``match_label`` any child with
+        that label is (the oldest), whatever origin id it records."""
 
     @abstractmethod
     def find_dest_file(

@@ -315,7 +315,13 @@ class FlywheelStore(Store):
         return matches[0] if matches else None
 
     def ensure_child(
-        self, parent: Container, kind: str, origin_id: str, meta: ContainerMeta
+        self,
+        parent: Container,
+        kind: str,
+        origin_id: str,
+        meta: ContainerMeta,
+        *,
+        match_label: bool = False,
     ) -> Container:
         self._check_writable()
         if (
@@ -325,9 +331,12 @@ class FlywheelStore(Store):
             raise StoreError(f"cannot create a {kind} under a {parent.type}")
         info = with_origin(meta.info, origin_id)
         existing = self.find_child(parent, kind, origin_id) or self._adoptable(
-            parent, kind, meta.label
+            parent, kind, meta.label, any_origin=match_label
         )
         if existing is not None:
+            if existing.origin_id not in (None, origin_id):
+                # Matched by label: it stays the container of the source it came from first.
+                info = with_origin(meta.info, existing.origin_id)
             self._update(existing, meta, info)
             return self._resolve_race(parent, kind, origin_id, existing.id, meta, created=False)
         body = {parent.type: parent.id, "label": meta.label, "info": info}
@@ -365,7 +374,9 @@ class FlywheelStore(Store):
                 self._add_tag(keep.id, tag)
         return self.get_container(kind, keep.id)
 
-    def _adoptable(self, parent: Container, kind: str, label: str) -> Container | None:
+    def _adoptable(
+        self, parent: Container, kind: str, label: str, any_origin: bool = False
+    ) -> Container | None:
         """The oldest child with this label and no origin id (made by hand or by the reference
         gear, which matches by label): adopted rather than duplicated."""
         quoted = label.replace("\\", "\\\\").replace(",", "\\,").replace('"', '\\"')
@@ -376,7 +387,9 @@ class FlywheelStore(Store):
                 found, key=lambda o: (str(_value(o, "created") or ""), str(_value(o, "id")))
             )
         ]
-        candidates = [c for c in candidates if c.label == label and c.origin_id is None]
+        candidates = [
+            c for c in candidates if c.label == label and (any_origin or c.origin_id is None)
+        ]
         return candidates[0] if candidates else None
 
     def _add_tag(self, container_id: str, tag: str) -> None:

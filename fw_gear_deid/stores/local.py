@@ -442,7 +442,13 @@ class LocalStore(Store):
         return min(matches, key=lambda c: c.id) if matches else None
 
     def ensure_child(
-        self, parent: Container, kind: str, origin_id: str, meta: ContainerMeta
+        self,
+        parent: Container,
+        kind: str,
+        origin_id: str,
+        meta: ContainerMeta,
+        *,
+        match_label: bool = False,
     ) -> Container:
         self._check_writable()
         if kind not in CHILD_TYPES:
@@ -461,8 +467,11 @@ class LocalStore(Store):
             if existing is None:
                 # A container with this label and no origin id (made by hand, or by the reference
                 # gear, which matches by label) is adopted rather than duplicated.
-                existing = self._adoptable(parent, kind, meta.label)
+                existing = self._adoptable(parent, kind, meta.label, any_origin=match_label)
             if existing is not None:
+                if existing.origin_id not in (None, origin_id):
+                    # Matched by label: it stays the container of the source it came from first.
+                    data["info"] = with_origin(meta.info, existing.origin_id)
                 path = self._dir(existing.id)
                 if _read_json(path / CONTAINER_SIDECAR) != json.loads(
                     json.dumps(data, default=str)
@@ -483,11 +492,15 @@ class LocalStore(Store):
             _fsync_dir(folder)
             return self._container_at(folder / name)
 
-    def _adoptable(self, parent: Container, kind: str, label: str) -> Container | None:
+    def _adoptable(
+        self, parent: Container, kind: str, label: str, any_origin: bool = False
+    ) -> Container | None:
         matches = [
             child
             for child in self.children(parent)
-            if child.type == kind and child.label == label and child.origin_id is None
+            if child.type == kind
+            and child.label == label
+            and (any_origin or child.origin_id is None)
         ]
         return min(matches, key=lambda c: c.id) if matches else None
 
