@@ -371,6 +371,8 @@ class DicomEngine:
         self._by_tag: dict[int, list[FieldRule]] = {}
         #: Table action of a tag (``PresetRules.action_for``, a pure function of the tag), memoised.
         self._preset_actions: dict[int, str | None] = {}
+        #: Report paths of top-level tags (``display_path(tag, [])``), memoised.
+        self._top_paths: dict[int, str] = {}
         self._other: list[FieldRule] = []
         for rule in self.rules:
             if isinstance(rule.selector, TagSelector):
@@ -577,7 +579,12 @@ class DicomEngine:
         after: Any,
         state: FileState,
     ) -> None:
-        where = display_path(tag, path)
+        if path:
+            where = display_path(tag, path)
+        else:
+            where = self._top_paths.get(tag)
+            if where is None:
+                where = self._top_paths[tag] = display_path(tag, path)
         state.changes.append(
             FieldChange(
                 where,

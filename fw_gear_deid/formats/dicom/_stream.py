@@ -270,9 +270,10 @@ def build_file_meta(source: SourceFile, dataset: Dataset) -> FileMetaDataset:
     meta = FileMetaDataset()
     old = getattr(dataset, "file_meta", None)
     if old is not None:
-        for elem in old:
-            if elem.tag.element != 0:  # group length is recomputed on write
-                meta.add(elem)
+        # the elements as stored (raw ones are converted when read or written, as before)
+        for tag, elem in old._dict.items():
+            if tag & 0xFFFF != 0:  # group length is recomputed on write
+                meta._dict[tag] = elem
     meta.TransferSyntaxUID = source.transfer_syntax
     if dataset.get("SOPClassUID"):
         meta.MediaStorageSOPClassUID = dataset.SOPClassUID
