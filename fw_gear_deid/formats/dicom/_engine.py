@@ -141,6 +141,18 @@ def _plain_value(raw: Any, vr: str) -> Any:
     return items[0] if len(items) == 1 else items
 
 
+def _put(dataset: Dataset, tag: int, vr: str, value: Any) -> None:
+    """``dataset.<Keyword> = value`` for a public tag of dictionary VR ``vr``: an ASCII value is
+    stored pre-encoded (see ``_encode_plain``); an element already there with another VR keeps it
+    (pydicom's attribute assignment sets the value of the existing element)."""
+    existing = dataset._dict.get(tag)
+    encoded = _encode_plain(vr, value) if existing is None or vr == existing.VR else None
+    if encoded is None:
+        setattr(dataset, keyword_for_tag(tag), value)
+    else:
+        dataset[tag] = RawDataElement(BaseTag(tag), vr, len(encoded), encoded, None, False, True)
+
+
 def _is_private(tag: int) -> bool:
     return bool((tag >> 16) & 1)
 
@@ -266,7 +278,7 @@ class Provenance:
         ]
 
     def apply(self, dataset: Dataset, dates_shifted: bool, dates_removed: bool) -> None:
-        dataset.PatientIdentityRemoved = "YES"
+        _put(dataset, 0x00120062, "CS", "YES")
         method = self.method_text()
         old = dataset.get(0x00120063)
         values: list[str] = []
@@ -274,7 +286,7 @@ class Provenance:
             values = list(old.value) if isinstance(old.value, MultiValue) else [str(old.value)]
         if method not in values:
             values.append(method)
-        dataset.DeidentificationMethod = values if len(values) > 1 else values[0]
+        _put(dataset, 0x00120063, "LO", values if len(values) > 1 else values[0])
         codes = self.codes()
         if codes:
             existing = dataset.get(0x00120064)
@@ -291,7 +303,7 @@ class Provenance:
             dataset.DeidentificationMethodCodeSequence = DicomSequence(items)
         status = self.temporal_status(dates_shifted, dates_removed)
         if status is not None:
-            dataset.LongitudinalTemporalInformationModified = status
+            _put(dataset, 0x00280303, "CS", status)
 
     def temporal_status(self, dates_shifted: bool, dates_removed: bool) -> str | None:
         if self.preset is not None:
