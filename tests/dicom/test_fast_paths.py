@@ -1,0 +1,65 @@
+"""The engine's shortcuts around pydicom give exactly what pydicom gives (values read, bytes written)."""
+
+from __future__ import annotations
+
+import warnings
+
+import pydicom
+import pytest
+from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_data_element
+from pydicom.multival import MultiValue
+
+from fw_gear_deid.formats.dicom._engine import _UNDECODED, _encode_plain, _plain_value
+
+from .conftest import corpus_files
+
+_FILES = [p for p in corpus_files() if p.suffix == ".dcm"][::2]
+_TAGS = {"UI": 0x00080018, "DA": 0x00080020, "DT": 0x0008002A, "TM": 0x00080030,
+         "CS": 0x00080060, "AS": 0x00101010, "LO": 0x00081030, "SH": 0x00200010,
+         "UC": 0x00400600, "PN": 0x00100010, "LT": 0x00204000, "ST": 0x00080081,
+         "UT": 0x00402400, "AE": 0x00020016}  # fmt: skip
+
+
+def _as_plain(value):
+    return [str(v) for v in value] if isinstance(value, MultiValue | list) else str(value)
+
+
+@pytest.mark.parametrize("path", _FILES, ids=[p.name for p in _FILES])
+def test_plain_values_are_pydicoms_conversion(path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            dataset = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+        except Exception:
+            pytest.skip("unreadable")
+    for raw in list(dataset._dict.values()):
+        if not isinstance(raw, RawDataElement) or raw.VR is None:
+            continue
+        value = _plain_value(raw, raw.VR)
+        if value is _UNDECODED:
+            continue
+        try:
+            elem = convert_raw_data_element(raw, encoding=dataset._character_set, ds=dataset)
+        except Exception:
+            continue
+        assert value == _as_plain(elem.value), raw.tag
+
+
+@pytest.mark.parametrize("vr", sorted(_TAGS))
+@pytest.mark.parametrize(
+    "value", ["", "A", "AB", "1.2.840.10008.5.1.4", "20200101", "DOE^JOHN", ["A", "BC"], ["", "X"]]
+)
+def test_encoded_values_are_what_pydicom_writes(vr, value):
+    encoded = _encode_plain(vr, value)
+    assert encoded is not None
+    buffer = DicomBytesIO()
+    buffer.is_little_endian, buffer.is_implicit_VR = True, True
+    write_data_element(buffer, DataElement(_TAGS[vr], vr, value), ["iso8859"])
+    assert buffer.getvalue()[8:] == encoded
+
+
+@pytest.mark.parametrize("value", [" A", "A ", "é", ["A ", "B"], 3, None, b"AB"])
+def test_values_pydicom_would_alter_are_not_pre_encoded(value):
+    assert _encode_plain("LO", value) is None
