@@ -150,7 +150,18 @@ def _put(dataset: Dataset, tag: int, vr: str, value: Any) -> None:
     if encoded is None:
         setattr(dataset, keyword_for_tag(tag), value)
     else:
-        dataset[tag] = RawDataElement(BaseTag(tag), vr, len(encoded), encoded, None, False, True)
+        _store_raw(dataset, tag, vr, encoded)
+
+
+def _store_raw(dataset: Dataset, tag: int, vr: str, encoded: bytes) -> None:
+    """``dataset[tag] = RawDataElement(...)`` holding ``encoded``; a public non-pixel tag goes
+    straight into the element dict (all pydicom's ``__setitem__`` does for one)."""
+    key = BaseTag(tag)
+    raw = RawDataElement(key, vr, len(encoded), encoded, None, False, True)
+    if _is_private(tag) or tag in _PIXEL_TAGS:
+        dataset[key] = raw  # private creator look-up, pixel caches
+    else:
+        dataset._dict[key] = raw
 
 
 def _is_private(tag: int) -> bool:
@@ -688,9 +699,7 @@ class DicomEngine:
         if encoded is not None:
             # Stored as the bytes pydicom would write: no DataElement, no conversion, copied by
             # the writer (and decoded to the same value if anything reads it later).
-            dataset[tag] = RawDataElement(
-                BaseTag(tag), vr, len(encoded), encoded, None, False, True
-            )
+            _store_raw(dataset, tag, vr, encoded)
         else:
             dataset[tag] = DataElement(tag, vr, value)
         state.mutations += 1
