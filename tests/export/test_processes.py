@@ -30,7 +30,10 @@ def _env() -> dict[str, str]:
 def _wait_for_files(dest: Path, count: int, process: subprocess.Popen, timeout: float = 60) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = len(visible_files(dest)) if dest.exists() else 0
+        try:
+            found = len(visible_files(dest)) if dest.exists() else 0
+        except FileNotFoundError:  # a temporary folder vanished mid-listing: the job is live
+            continue
         if found >= count or process.poll() is not None:
             return found
         time.sleep(0.01)
