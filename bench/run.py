@@ -364,7 +364,9 @@ def prepare_corpora(args: argparse.Namespace) -> list[Corpus]:
 
 
 def run_all(args: argparse.Namespace, corpora: list[Corpus], rows: list[Contestant]) -> dict:
-    scratch = args.data / "out"
+    # One scratch folder per runner process: two benchmark runs sharing bench/.data must not clean
+    # each other's outputs.
+    scratch = args.data / f"out-{os.getpid()}"
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
     by_name = {c.name: c for c in corpora}
@@ -415,6 +417,7 @@ def run_all(args: argparse.Namespace, corpora: list[Corpus], rows: list[Contesta
                     if states:
                         record["states"] = states
                     samples[row.key].append(record)
+    shutil.rmtree(scratch, ignore_errors=True)
     return {"samples": samples, "probes": probes}
 
 
@@ -663,7 +666,7 @@ def hot_profile(args: argparse.Namespace, corpora: list[Corpus]) -> None:
     """pyinstrument over our 1-worker handler loop and over `deid run` (inline) on each corpus."""
     for c in corpora:
         stem = RESULTS / f"profile-{c.name}"
-        dst = args.data / "out" / f"profile-{c.name}"
+        dst = args.data / f"out-{os.getpid()}" / f"profile-{c.name}"
         shutil.rmtree(dst, ignore_errors=True)
         argv = [*worker_argv(our_python(), "ours", OUR_PROFILE), "--pyinstrument", str(stem)]
         argv = [part.format(src=c.path, dst=dst) for part in argv]
