@@ -24,6 +24,7 @@ from fw_gear_deid.formats.dicom.selectors import (
     parse_selector,
     suggest_keyword,
 )
+from fw_gear_deid.formats.png import PUBLIC_CHUNKS
 from fw_gear_deid.profile import _vr
 from fw_gear_deid.profile._issues import Path_, ProfileIssue, closest, dotted
 from fw_gear_deid.profile._loader import Loaded
@@ -116,29 +117,8 @@ CONTAINER_ENUMS = {
     ("subject", "type"): ("human", "animal", "phantom"),
 }
 PARENT_PREFIXES = ("project.", "subject.", "session.")
-PNG_PUBLIC_CHUNKS = (
-    "IHDR",
-    "PLTE",
-    "IDAT",
-    "IEND",
-    "bKGD",
-    "cHRM",
-    "dSIG",
-    "eXIf",
-    "gAMA",
-    "hIST",
-    "iCCP",
-    "iTXt",
-    "pHYs",
-    "sBIT",
-    "sPLT",
-    "sRGB",
-    "sTER",
-    "tEXt",
-    "tIME",
-    "tRNS",
-    "zTXt",
-)
+# The chunk types the png handler knows (one list: the handler's).
+PNG_PUBLIC_CHUNKS = PUBLIC_CHUNKS
 FLYWHEEL_OID_ROOT = "2.16.840.1.114570"
 FLYWHEEL_MTK_OID = "2.16.840.1.114570.2.2"
 _OUTPUT_VAR = re.compile(r"\{([^{}]+)\}")
