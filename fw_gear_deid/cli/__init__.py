@@ -23,13 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in _SUBCOMMANDS:
-        try:
-            module = importlib.import_module(f"fw_gear_deid.cli.{name}")
-        except ModuleNotFoundError as error:
-            if error.name != f"fw_gear_deid.cli.{name}":
-                raise
-            continue  # sub-command not shipped in this build
-        module.register(subparsers)
+        importlib.import_module(f"fw_gear_deid.cli.{name}").register(subparsers)
     return parser
 
 
