@@ -117,15 +117,24 @@ def dicom_sensitive(src: Path, dst: Path) -> list[SensitiveValue]:
     return found
 
 
+def _inner_path(path: str) -> str:
+    """``member:element`` -> ``element``: archive members are renamed by their handler (a DICOM
+    member becomes ``<new UID>.CT.dcm``), so source and destination members pair by element."""
+    return path.split(":", 1)[1] if ":" in path else path
+
+
 def handler_sensitive(handler: Any, src: Path, dst: Path) -> list[SensitiveValue]:
     """Identifying values of a non-DICOM source, through the handler's own text values."""
-    dest = _pairs_by_path(handler.text_values(dst))
+    dest_values = list(handler.text_values(dst))
+    dest = _pairs_by_path(dest_values)
+    dest_inner = _pairs_by_path((_inner_path(str(path)), text) for path, text in dest_values)
     found = []
     for path, text in handler.text_values(src):
         if text is None:
             continue
         kind = guess_kind(str(path), str(text))
-        removed = _removed_part(kind, str(text), dest.get(str(path), []))
+        in_place = dest.get(str(path)) or dest_inner.get(_inner_path(str(path)), [])
+        removed = _removed_part(kind, str(text), in_place)
         if removed:
             found.append(SensitiveValue(kind, removed, str(path)))
     return found

@@ -258,3 +258,29 @@ def test_an_unreadable_pair_is_unverified_and_the_rest_goes_on(trees, capsys) ->
     assert code == 1
     assert "UNVERIFIED subject-1/session-1/acq-1/image.dcm: cannot be compared" in out
     assert "verified 2 destination file(s): 1 clean" in out
+
+
+def test_archive_members_renamed_by_their_handler_pair_by_element(tmp_path) -> None:
+    # A DICOM member is renamed <new UID>.CT.dcm: a value kept in place (the model name) is not a
+    # leak, a removed one (the patient's name) still is.
+    import zipfile
+
+    from fw_gear_deid.check.verify import handler_sensitive
+    from fw_gear_deid.formats import build_handlers
+
+    source_member = dataset(PatientName="QUIXOTE^ZEBULON", ManufacturerModelName="RHAPSODE")
+    dest_member = dataset(PatientName="", ManufacturerModelName="RHAPSODE")
+    src, dst = tmp_path / "src.zip", tmp_path / "dst.zip"
+    for archive, member_name, member in (
+        (src, "IMG0001", source_member),
+        (dst, "2.25.1234.CT.dcm", dest_member),
+    ):
+        member_path = write(member, tmp_path / f"{archive.stem}.dcm")
+        with zipfile.ZipFile(archive, "w") as zf:
+            zf.write(member_path, member_name)
+    handler = build_handlers({"dicom": {"fields": []}, "zip": {}}).match(
+        src.name, src.read_bytes()[:1024]
+    )
+    paths = {value.path for value in handler_sensitive(handler, src, dst)}
+    assert "IMG0001:PatientName" in paths
+    assert "IMG0001:ManufacturerModelName" not in paths
