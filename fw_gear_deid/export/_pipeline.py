@@ -475,9 +475,11 @@ class _Exporter:
         from fw_gear_deid.stores.local import LocalStore
 
         # the worker hashed its output already: a local store need not read it again
-        known = (
+        known: dict[str, Any] = (
             {"sha256": result.sha256} if result.sha256 and isinstance(self.dest, LocalStore) else {}
         )
+        if isinstance(self.dest, LocalStore) and result.output_path == item.out_path:
+            known["move"] = True  # our scratch output (never an opted-out source file): rename it
         written = self.dest.write_file(
             container,
             name,
@@ -604,7 +606,16 @@ class _Exporter:
         # Process (and so create destination containers) in keyed order, not source order: creation
         # order is visible at the destination and source order can follow dates or names.
         pending.sort(key=lambda item: item.file_origin)
-        with tempfile.TemporaryDirectory(prefix="deid-export-") as tmp:
+        from fw_gear_deid.stores.local import LocalStore
+
+        # A local destination holds the outputs on its own file system, so each is renamed into
+        # place, not copied; elsewhere (Flywheel, dry run) they go to the system temp folder.
+        scratch = (
+            self.dest.scratch_dir()
+            if isinstance(self.dest, LocalStore) and not self.job.dry_run
+            else tempfile.TemporaryDirectory(prefix="deid-export-")
+        )
+        with scratch as tmp:
             tmp_root = Path(tmp)
             self._start_writer()
             try:

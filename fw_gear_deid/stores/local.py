@@ -146,6 +146,29 @@ def _folder_name(label: str) -> str:
 _SWEPT: set[str] = set()
 
 
+def _in_use(folder: Path) -> bool:
+    """Whether a live job holds the ``flock`` of the scratch folder ``folder``."""
+    try:
+        fd = os.open(folder / LOCK_NAME, os.O_RDWR)
+    except OSError:
+        return False  # no lock file: not a scratch folder, or one left by a killed job
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing releases a lock taken here
+    return False
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def _locked(folder: Path) -> Iterator[None]:
     """An exclusive ``flock`` on ``folder/.deid.lock`` (process-wide and across processes).
@@ -160,6 +183,8 @@ def _locked(folder: Path) -> Iterator[None]:
         _SWEPT.add(str(folder))
         for stale in stale_names:
             if stale.is_dir() and not stale.is_symlink():
+                if _in_use(stale):
+                    continue  # a running job's scratch folder (see LocalStore.scratch_dir)
                 shutil.rmtree(stale, ignore_errors=True)
             else:
                 with contextlib.suppress(FileNotFoundError):
@@ -307,6 +332,26 @@ class LocalStore(Store):
 
     def container_dir(self, container: Container) -> Path:
         return self._dir(container.id)
+
+    @contextlib.contextmanager
+    def scratch_dir(self) -> Iterator[Path]:
+        """A temporary folder on the destination's file system (``<project>/.tmp-<uuid>``), so a
+        caller's output in it can be *moved* into place by :meth:`write_file` (``move=True``)
+        instead of copied. It is hidden from listings; this job holds its ``flock`` while it is in
+        use, so another job's sweep leaves it alone, and a killed job's is swept like any other
+        temporary name. Removed with what is left in it on exit."""
+        self._check_writable()
+        folder = self._project_dir
+        with _locked(folder):  # temporary names are made under the folder's lock (see _locked)
+            scratch = folder / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
+            scratch.mkdir()
+            fd = os.open(scratch / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield scratch
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+            os.close(fd)
 
     # -- Store: reading ---------------------------------------------------------------------------
     def get_container(self, kind: str, container_id: str) -> Container:
@@ -537,9 +582,12 @@ class LocalStore(Store):
         existing: FileEntry | None = None,
         *,
         sha256: str | None = None,
+        move: bool = False,
     ) -> WriteResult:
         """See :meth:`Store.write_file`; ``sha256`` is the hex digest of ``path`` when the caller
-        already has it (the export worker hashes its output), else it is computed here."""
+        already has it (the export worker hashes its output), else it is computed here. With
+        ``move`` the caller gives ``path`` up (a file in :meth:`scratch_dir`): on the destination's
+        file system it is fsynced and renamed into place, not copied; elsewhere it is copied."""
         self._check_writable()
         if not name or "/" in name or "\\" in name or name.startswith(".") or name == PROFILE_NAME:
             raise StoreError(f"{name!r}: not a valid destination file name")
@@ -569,15 +617,20 @@ class LocalStore(Store):
                 "version": version,
                 "sha256": digest,
             }
-            tmp = folder / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
+            moved = move and os.stat(path).st_dev == os.stat(folder).st_dev
+            tmp = path if moved else folder / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
             try:
-                _copy_synced(path, tmp)
+                if moved:
+                    _fsync_file(tmp)  # the content is on disk before it gets its final name
+                else:
+                    _copy_synced(path, tmp)
                 # Sidecar first: the file never appears under its final name without its origin id.
                 _write_json_atomic(folder / file_sidecar_name(name), data)
                 os.replace(tmp, final)
             finally:
-                with contextlib.suppress(FileNotFoundError):
-                    tmp.unlink()
+                if not moved:
+                    with contextlib.suppress(FileNotFoundError):
+                        tmp.unlink()
             if (
                 existing is not None
                 and existing.name != name

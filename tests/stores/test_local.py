@@ -161,6 +161,52 @@ def test_destination_project_is_created_and_files_written_atomically_with_origin
         dest.write_file(subject, "../escape", src, meta, "skip")
 
 
+def test_scratch_output_is_renamed_into_place_and_a_held_scratch_dir_survives_a_sweep(
+    tmp_path,
+):
+    from fw_gear_deid.stores import local
+
+    dest = open_store(str(tmp_path / "proj"), read_only=False, create=True)
+    subject = dest.ensure_child(dest.location, "subject", "origin-s", ContainerMeta("S1"))
+    meta = FileMeta(type="dicom", info=with_origin({}, "file-o"))
+    with dest.scratch_dir() as scratch:
+        assert scratch.parent == dest.project_dir
+        assert scratch.name.startswith(".tmp-")
+        assert [c.label for c in dest.children(dest.location)] == ["S1"]  # hidden
+        out = scratch / "item-0.out"
+        out.write_bytes(b"payload")
+        inode = out.stat().st_ino
+        result = dest.write_file(subject, "f.dcm", out, meta, "replace", move=True)
+        assert result.action == "written"
+        final = dest.container_dir(subject) / "f.dcm"
+        assert not out.exists()  # moved, not copied
+        assert final.stat().st_ino == inode
+        assert final.read_bytes() == b"payload"
+        sidecar = json.loads((final.parent / ".f.dcm.meta.json").read_text())
+        assert sidecar["info"]["export"]["origin_id"] == "file-o"
+        # unchanged content: nothing moved, the caller's file stays for it to remove
+        out.write_bytes(b"payload")
+        assert dest.write_file(subject, "f.dcm", out, meta, "replace", move=True).action == (
+            "unchanged"
+        )
+        assert out.exists()
+        # another job's first lock of the project folder sweeps stale temporaries, not this one
+        stale = dest.project_dir / ".tmp-stale"
+        stale.mkdir()
+        local._SWEPT.discard(str(dest.project_dir))
+        dest.ensure_child(dest.location, "subject", "origin-t", ContainerMeta("S2"))
+        assert scratch.is_dir()
+        assert not stale.exists()
+    assert not scratch.exists()
+    # a killed job's scratch folder (its lock no longer held) is swept
+    left = dest.project_dir / ".tmp-killed"
+    left.mkdir()
+    (left / local.LOCK_NAME).touch()
+    local._SWEPT.discard(str(dest.project_dir))
+    dest.ensure_child(dest.location, "subject", "origin-u", ContainerMeta("S3"))
+    assert not left.exists()
+
+
 def _race(args):
     path, origin = args
     store = LocalStore(path, read_only=False)
