@@ -158,6 +158,7 @@ class _Exporter:
         self._names_written: dict[tuple[str, str], str] = {}
         self._dest_index: dict[str, dict[str | None, FileEntry]] = {}
         self._writer: ThreadPoolExecutor | None = None
+        self._hash_in_worker = True
         self._writes: collections.deque[Future[None]] = collections.deque()
 
     # -- setup ------------------------------------------------------------------------------------
@@ -415,6 +416,7 @@ class _Exporter:
             metadata=metadata,
             chain_sensitive=self._chain_sensitive(item),
             residual_check=self.job.residual_check and not opted_out,
+            hash_output=self._hash_in_worker,
         )
 
     def _finish(self, item: _Item, result: TaskResult) -> None:
@@ -614,6 +616,11 @@ class _Exporter:
             self.dest.scratch_dir()
             if isinstance(self.dest, LocalStore) and not self.job.dry_run
             else tempfile.TemporaryDirectory(prefix="deid-export-")
+        )
+        # Only a local destination reads the worker's digest. Inline (``--jobs 1``), the store hashes
+        # the output itself while the kernel writes it out (one pass that overlaps the fsync).
+        self._hash_in_worker = (
+            isinstance(self.dest, LocalStore) and not self.job.dry_run and self.job.jobs > 1
         )
         with scratch as tmp:
             tmp_root = Path(tmp)

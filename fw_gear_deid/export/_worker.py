@@ -46,6 +46,9 @@ class Task:
     #: What the ``flywheel:`` rules removed from the file's containers: the file must not hold it.
     chain_sensitive: list[SensitiveValue] = field(default_factory=list)
     residual_check: bool = True
+    #: Hash the output here (a worker process, in parallel with the others). False where nothing
+    #: would use the digest, or where the store hashes it while the output is fsynced (``--jobs 1``).
+    hash_output: bool = True
 
 
 @dataclass
@@ -205,5 +208,6 @@ def _process(task: Task) -> TaskResult:
             result.reason = f"residual PHI at {where}{more}"
             result.output_path = ""
             return result
-    result.sha256 = _sha256(dst)
+    if task.hash_output:
+        result.sha256 = _sha256(dst)
     return result

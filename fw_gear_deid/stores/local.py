@@ -31,6 +31,7 @@ import shutil
 import stat
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,8 @@ PROFILE_NAME = "deid_profile.yaml"
 LOCK_NAME = ".deid.lock"
 VERSIONS_DIR = ".versions"
 _TMP_PREFIX = ".tmp-"
+#: From this size a moved file is hashed while it is fsynced (a thread); below, one after the other.
+_OVERLAP_BYTES = 8 << 20
 _META_SUFFIX = ".meta.json"
 _MAX_SIDECAR_BYTES = 16 << 20
 
@@ -592,7 +595,22 @@ class LocalStore(Store):
         if not name or "/" in name or "\\" in name or name.startswith(".") or name == PROFILE_NAME:
             raise StoreError(f"{name!r}: not a valid destination file name")
         folder = self._dir(container.id)
-        digest = sha256 or sha256_file(path)
+        info = os.stat(path)
+        moved = move and info.st_dev == os.stat(folder).st_dev
+        synced = False
+        if moved and not sha256 and info.st_size >= _OVERLAP_BYTES:
+            # Hash while the kernel writes the content out: both release the GIL, and both are
+            # needed (the digest for the sidecar and `unchanged`, the fsync before the rename).
+            syncing = ThreadPoolExecutor(1, thread_name_prefix="deid-fsync")
+            try:
+                pending = syncing.submit(_fsync_file, path)
+                digest = sha256_file(path)
+                pending.result()
+            finally:
+                syncing.shutdown(wait=True)
+            synced = True
+        else:
+            digest = sha256 or sha256_file(path)
         with _locked(folder):
             final = folder / name
             current = self._file_entry(folder, name, container) if final.is_file() else None
@@ -617,11 +635,11 @@ class LocalStore(Store):
                 "version": version,
                 "sha256": digest,
             }
-            moved = move and os.stat(path).st_dev == os.stat(folder).st_dev
             tmp = path if moved else folder / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
             try:
                 if moved:
-                    _fsync_file(tmp)  # the content is on disk before it gets its final name
+                    if not synced:
+                        _fsync_file(tmp)  # the content is on disk before it gets its final name
                 else:
                     _copy_synced(path, tmp)
                 # Sidecar first: the file never appears under its final name without its origin id.

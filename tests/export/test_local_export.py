@@ -106,6 +106,11 @@ def test_second_run_changes_nothing(source, tmp_path, export):
     assert third.exit_code == 0
     assert {row.write for row in third.rows} == {"unchanged"}
     assert tree_digest(dest, skip_locks=True) == first
+    # the same with workers (they hash their outputs) and the renaming writer thread
+    fourth = export(source, dest, conflict="replace", jobs=2)
+    assert fourth.exit_code == 0
+    assert {row.write for row in fourth.rows} == {"unchanged"}
+    assert tree_digest(dest, skip_locks=True) == first
 
 
 def test_unmatched_symlinked_and_hidden_files_are_reported_never_copied(source, tmp_path, export):

@@ -296,3 +296,29 @@ def test_write_file_copies_large_files_whole_and_takes_a_known_digest(tmp_path, 
     dest.write_file(subject, "big2.dcm", src, FileMeta(info=with_origin({}, "o2")), "skip")
     assert (folder / "big2.dcm").read_bytes() == data
     assert json.loads((folder / ".big2.dcm.meta.json").read_text())["sha256"] == digest
+
+
+def test_a_moved_file_is_hashed_while_fsynced_and_its_digest_recorded(tmp_path, monkeypatch):
+    import hashlib
+
+    from fw_gear_deid.stores import local
+
+    monkeypatch.setattr(local, "_OVERLAP_BYTES", 0)  # the threaded path for any size
+    synced: list[Path] = []
+    real_fsync_file = local._fsync_file
+    monkeypatch.setattr(local, "_fsync_file", lambda p: (synced.append(p), real_fsync_file(p)))
+    dest = open_store(str(tmp_path / "proj"), read_only=False, create=True)
+    meta = FileMeta(type="dicom", info=with_origin({}, "file-o"))
+    with dest.scratch_dir() as scratch:
+        out = scratch / "item-0.out"
+        out.write_bytes(b"x" * 100_000)
+        assert dest.write_file(dest.location, "f.dcm", out, meta, "replace", move=True).action == (
+            "written"
+        )
+        assert synced == [out]  # once, before the rename
+        sidecar = json.loads((dest.project_dir / ".f.dcm.meta.json").read_text())
+        assert sidecar["sha256"] == hashlib.sha256(b"x" * 100_000).hexdigest()
+        out.write_bytes(b"x" * 100_000)
+        assert dest.write_file(dest.location, "f.dcm", out, meta, "replace", move=True).action == (
+            "unchanged"
+        )
