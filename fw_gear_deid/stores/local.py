@@ -338,13 +338,13 @@ class LocalStore(Store):
 
     @contextlib.contextmanager
     def scratch_dir(self) -> Iterator[Path]:
-        """A temporary folder on the destination's file system (``<project>/.tmp-<uuid>``), so a
+        """A temporary folder on the destination's file system (``<location>/.tmp-<uuid>``), so a
         caller's output in it can be *moved* into place by :meth:`write_file` (``move=True``)
         instead of copied. It is hidden from listings; this job holds its ``flock`` while it is in
         use, so another job's sweep leaves it alone, and a killed job's is swept like any other
         temporary name. Removed with what is left in it on exit."""
         self._check_writable()
-        folder = self._project_dir
+        folder = self._dir(self._location.id)  # where this store writes (project or below)
         with _locked(folder):  # temporary names are made under the folder's lock (see _locked)
             scratch = folder / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
             scratch.mkdir()
