@@ -11,7 +11,7 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_data_element
 from pydicom.multival import MultiValue
 
-from fw_gear_deid.formats.dicom._engine import _UNDECODED, _encode_plain, _plain_value
+from fw_gear_deid.formats.dicom._raw import UNDECODED, encode_plain, peek_value, plain_value
 
 from .conftest import corpus_files
 
@@ -37,8 +37,8 @@ def test_plain_values_are_pydicoms_conversion(path):
     for raw in list(dataset._dict.values()):
         if not isinstance(raw, RawDataElement) or raw.VR is None:
             continue
-        value = _plain_value(raw, raw.VR)
-        if value is _UNDECODED:
+        value = plain_value(raw, raw.VR)
+        if value is UNDECODED:
             continue
         try:
             elem = convert_raw_data_element(raw, encoding=dataset._character_set, ds=dataset)
@@ -52,7 +52,7 @@ def test_plain_values_are_pydicoms_conversion(path):
     "value", ["", "A", "AB", "1.2.840.10008.5.1.4", "20200101", "DOE^JOHN", ["A", "BC"], ["", "X"]]
 )
 def test_encoded_values_are_what_pydicom_writes(vr, value):
-    encoded = _encode_plain(vr, value)
+    encoded = encode_plain(vr, value)
     assert encoded is not None
     buffer = DicomBytesIO()
     buffer.is_little_endian, buffer.is_implicit_VR = True, True
@@ -62,4 +62,26 @@ def test_encoded_values_are_what_pydicom_writes(vr, value):
 
 @pytest.mark.parametrize("value", [" A", "A ", "é", ["A ", "B"], 3, None, b"AB"])
 def test_values_pydicom_would_alter_are_not_pre_encoded(value):
-    assert _encode_plain("LO", value) is None
+    assert encode_plain("LO", value) is None
+
+
+def test_iso2022_text_is_left_to_pydicom():
+    # 7-bit bytes with escape sequences are ISO 2022 (e.g. Japanese), not ASCII text
+    data = b"\x1b$B;3ED\x1b(B^\x1b$B@>;R\x1b(B"
+    raw = RawDataElement(0x00100010, "PN", len(data), data, 0, False, True)
+    assert plain_value(raw, "PN") is UNDECODED
+
+
+def test_person_names_decode_to_their_text():
+    data = b"DOE^JOHN\\ROE "
+    raw = RawDataElement(0x00100010, "PN", len(data), data, 0, False, True)
+    assert plain_value(raw, "PN") == ["DOE^JOHN", "ROE"]
+
+
+def test_peeking_leaves_the_raw_element_in_place():
+    dataset = pydicom.Dataset()
+    raw = RawDataElement(0x00080060, "CS", 2, b"CT", 0, False, True)
+    dataset._dict[raw.tag] = raw
+    assert peek_value(dataset, 0x00080060, "CS") == "CT"
+    assert dataset._dict[raw.tag] is raw
+    assert peek_value(dataset, 0x00100010, "PN") is None

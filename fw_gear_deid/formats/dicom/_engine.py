@@ -23,13 +23,21 @@ from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_eleme
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence as DicomSequence
-from pydicom.tag import BaseTag
 from pydicom.valuerep import format_number_as_ds
 
 from fw_gear_deid import STANDARD_EDITION, __version__
 from fw_gear_deid.actions import REMOVE, ActionError, FieldAction, hashuid_for
 from fw_gear_deid.formats._base import DeidContext, FieldChange, SensitiveValue
 from fw_gear_deid.formats.dicom import _preset as P
+from fw_gear_deid.formats.dicom._raw import (
+    UNDECODED,
+    encode_items,
+    encode_plain,
+    peek_value,
+    plain_value,
+    store_raw,
+    store_raw_sequence,
+)
 from fw_gear_deid.formats.dicom._rules import (
     FieldRule,
     Step,
@@ -80,28 +88,12 @@ _RAW_SET_VRS = frozenset(
 )
 
 
-def _encode_plain(vr: str, value: Any) -> bytes | None:
-    """The bytes pydicom would write for a generated ASCII text value of ``vr``, else None."""
-    if type(value) is str:
-        parts = [value]
-    elif type(value) is list and all(type(v) is str for v in value):
-        parts = value
-    else:
-        return None
-    for part in parts:
-        # non-ASCII, or padding pydicom would strip when decoding: kept as a DataElement, so the
-        # value read back in memory is exactly the one set
-        if not part.isascii() or part != part.strip(" \x00\t\r\n"):
-            return None
-    text = "\\".join(parts)
-    if len(text) % 2:
-        text += "\x00" if vr == "UI" else " "
-    return text.encode("ascii")
-
-
 def _decode_text(data: bytes, dataset: Dataset) -> list[str]:
     """The values of a raw text element, decoded with the dataset's first character set (Latin-1
     as a fallback): enough to list them as sensitive without pydicom's conversion."""
+    if data.isascii() and b"\x1b" not in data:
+        text = data.decode("ascii")  # every DICOM character set agrees on plain ASCII
+        return [part.strip(" \x00") for part in text.split("\\")]
     encodings = dataset._character_set
     encoding = encodings[0] if isinstance(encodings, list | tuple) and encodings else encodings
     try:
@@ -111,57 +103,16 @@ def _decode_text(data: bytes, dataset: Dataset) -> list[str]:
     return [part.strip(" \x00") for part in text.split("\\")]
 
 
-#: Raw VRs decoded directly (ASCII values): what pydicom's converters return, as str or list of str.
-_STRING_VRS = frozenset({"UI", "DA", "DT", "TM", "CS", "AS"})  # padding stripped, then split
-_TEXT_VRS = frozenset({"LO", "SH", "UC"})  # split, then each value's padding stripped
-_UNDECODED = object()
-
-
-def _plain_value(raw: Any, vr: str) -> Any:
-    """The value pydicom's conversion gives a raw element of a plain ASCII VR, as ``str`` (one
-    value) or a list of ``str`` (several), without building a DataElement; ``_UNDECODED`` when the
-    element needs pydicom (non-ASCII bytes, other VRs, a VR that conversion could change)."""
-    if type(raw) is not RawDataElement or (raw.VR is not None and vr != raw.VR):
-        return _UNDECODED
-    data = raw.value
-    if raw.length == 0 and not data:
-        if pydicom.config.use_none_as_empty_text_VR_value or vr not in _STRING_VRS | _TEXT_VRS:
-            return _UNDECODED
-        return ""
-    if not isinstance(data, bytes) or len(data) != raw.length or not data.isascii():
-        return _UNDECODED
-    if vr in _STRING_VRS:
-        if pydicom.config.datetime_conversion and vr in ("DA", "DT", "TM"):
-            return _UNDECODED
-        items = data.decode("ascii").rstrip(" \x00").split("\\")
-    elif vr in _TEXT_VRS:
-        items = [item.rstrip("\x00 ") for item in data.decode("ascii").split("\\")]
-    else:
-        return _UNDECODED
-    return items[0] if len(items) == 1 else items
-
-
 def _put(dataset: Dataset, tag: int, vr: str, value: Any) -> None:
     """``dataset.<Keyword> = value`` for a public tag of dictionary VR ``vr``: an ASCII value is
     stored pre-encoded (see ``_encode_plain``); an element already there with another VR keeps it
     (pydicom's attribute assignment sets the value of the existing element)."""
     existing = dataset._dict.get(tag)
-    encoded = _encode_plain(vr, value) if existing is None or vr == existing.VR else None
+    encoded = encode_plain(vr, value) if existing is None or vr == existing.VR else None
     if encoded is None:
         setattr(dataset, keyword_for_tag(tag), value)
     else:
-        _store_raw(dataset, tag, vr, encoded)
-
-
-def _store_raw(dataset: Dataset, tag: int, vr: str, encoded: bytes) -> None:
-    """``dataset[tag] = RawDataElement(...)`` holding ``encoded``; a public non-pixel tag goes
-    straight into the element dict (all pydicom's ``__setitem__`` does for one)."""
-    key = BaseTag(tag)
-    raw = RawDataElement(key, vr, len(encoded), encoded, None, False, True)
-    if _is_private(tag) or tag in _PIXEL_TAGS:
-        dataset[key] = raw  # private creator look-up, pixel caches
-    else:
-        dataset._dict[key] = raw
+        store_raw(dataset, tag, vr, encoded)
 
 
 def _is_private(tag: int) -> bool:
@@ -275,6 +226,7 @@ class Provenance:
 
     def __init__(self, preset: P.PresetRules | None):
         self.preset = preset
+        self._encoded_codes: dict[tuple[Any, ...], bytes] = {}
 
     def method_text(self) -> str:
         if self.preset is None:
@@ -299,7 +251,9 @@ class Provenance:
             values.append(method)
         _put(dataset, 0x00120063, "LO", values if len(values) > 1 else values[0])
         codes = self.codes()
-        if codes:
+        if codes and 0x00120064 not in dataset._dict and self._store_codes(dataset, codes):
+            pass  # the usual case: constant items, stored pre-encoded
+        elif codes:
             existing = dataset.get(0x00120064)
             items = list(existing.value) if existing is not None and existing.value else []
             present = {str(item.get("CodeValue", "")) for item in items}
@@ -315,6 +269,33 @@ class Provenance:
         status = self.temporal_status(dates_shifted, dates_removed)
         if status is not None:
             _put(dataset, 0x00280303, "CS", status)
+
+    def _store_codes(self, dataset: Dataset, codes: list[tuple[str, str]]) -> bool:
+        """The code sequence as raw bytes in the dataset's encoding (what pydicom writes for items
+        built in memory); False when that is not possible (unknown encoding, non-ASCII text)."""
+        implicit, little = dataset.original_encoding
+        if implicit is None or little is None:
+            return False
+        key = (tuple(codes), implicit, little)
+        value = self._encoded_codes.get(key)
+        if value is None:
+            value = encode_items(
+                [
+                    [
+                        (0x00080100, "SH", code),
+                        (0x00080102, "SH", "DCM"),
+                        (0x00080104, "LO", meaning),
+                    ]
+                    for code, meaning in codes
+                ],
+                little,
+                implicit,
+            )
+            if value is None:
+                return False
+            self._encoded_codes[key] = value
+        store_raw_sequence(dataset, 0x00120064, value, little, implicit)
+        return True
 
     def temporal_status(self, dates_shifted: bool, dates_removed: bool) -> str | None:
         if self.preset is not None:
@@ -392,8 +373,8 @@ class DicomEngine:
             else None
         )
         self._by_tag: dict[int, list[FieldRule]] = {}
-        #: Table action of a tag (``PresetRules.action_for``, a pure function of the tag), memoised.
-        self._preset_actions: dict[int, str | None] = {}
+        #: What the preset does to a (tag, VR, mode): ``_preset_decision``, memoised.
+        self._preset_decisions: dict[tuple[int, str, str], str] = {}
         #: Report paths of top-level tags (``display_path(tag, [])``), memoised.
         self._top_paths: dict[int, str] = {}
         self._other: list[FieldRule] = []
@@ -511,8 +492,12 @@ class DicomEngine:
     def _walk(self, dataset: Dataset, path: list[Step], state: FileState, mode: str) -> None:
         kept_blocks: set[tuple[int, int]] = set()
         creators: list[int] = []
-        for tag, raw in list(dataset._dict.items()):  # the raw elements, no Tag() conversions
-            tag = int(tag)
+        has_rules = bool(self.rules)
+        preset = self.preset
+        # ``key`` is the dict's own BaseTag (identity makes dataset look-ups cheap); ``tag`` the
+        # int used for our own sets and dicts (BaseTag's Python-level __eq__ is slow there).
+        for key, raw in list(dataset._dict.items()):
+            tag = int(key)
             if tag & 0xFFFF == 0 and tag >> 16 > 2:
                 continue  # group lengths: pydicom does not write them
             if tag in _PROVENANCE_TAGS and not path:
@@ -521,29 +506,36 @@ class DicomEngine:
             if private and 0x10 <= tag & 0xFFFF <= 0xFF:
                 creators.append(tag)
                 continue
-            rules = self._candidates(tag, dataset, path)
-            if rules:
-                if private:
-                    kept_blocks.add((tag >> 16, (tag & 0xFFFF) >> 8))
-                self._apply_rules(dataset, tag, path, rules, state)
-                continue
+            if has_rules:
+                rules = self._candidates(tag, dataset, path)
+                if rules:
+                    if private:
+                        kept_blocks.add((tag >> 16, (tag & 0xFFFF) >> 8))
+                    self._apply_rules(dataset, tag, path, rules, state)
+                    continue
             vr = self._vr(dataset, tag, raw)
             if self.remove_undefined:
                 if vr == "SQ" and any(r.could_match_inside(len(path)) for r in self.rules):
                     self._recurse(dataset, tag, path, state, mode)
                 else:
-                    self._remove(dataset, tag, path, "remove-undefined", state)
+                    self._remove(dataset, key, path, "remove-undefined", state)
                 continue
             if private:
                 if self.private_filter.removes(vr):
-                    self._remove(dataset, tag, path, "remove-private", state, vr)
+                    self._remove(dataset, key, path, "remove-private", state, vr)
                     continue
                 kept_blocks.add((tag >> 16, (tag & 0xFFFF) >> 8))
                 if vr == "SQ":
                     self._recurse(dataset, tag, path, state, mode)
                 continue
-            if self.preset is not None:
-                self._apply_preset(dataset, tag, vr, path, state, mode)
+            if preset is not None:
+                action = self._preset_decisions.get((tag, vr, mode))
+                if action is None:
+                    action = self._preset_decision(tag, vr, mode)
+                if action == P.REMOVE:
+                    self._remove(dataset, key, path, "preset:X", state, vr)
+                elif vr == "SQ" or (action != P.KEEP and action != P.REFERENCES):
+                    self._apply_preset(dataset, tag, vr, path, state, mode, action)
             elif vr == "SQ" and self._descend(path):
                 self._recurse(dataset, tag, path, state, mode)
         for tag in creators:
@@ -650,14 +642,16 @@ class DicomEngine:
         state: FileState,
         vr: str | None = None,
     ) -> None:
-        raw = dataset._dict[tag]
+        # ``tag`` may be the dataset's own key (a BaseTag): identity makes the look-ups cheap
+        key, raw = tag, dataset._dict[tag]
+        tag = int(tag)
         vr = vr or self._vr(dataset, tag, raw)
         value = None
         if (
             not state.preview
-            and isinstance(raw, RawDataElement)
+            and type(raw) is RawDataElement
             and vr in _PLAIN_TEXT_VRS
-            and isinstance(raw.value, bytes)
+            and type(raw.value) is bytes
         ):
             # Only the text is needed (for the residual gate): skip pydicom's full conversion.
             value = _decode_text(raw.value, dataset)
@@ -676,7 +670,7 @@ class DicomEngine:
         if tag in _PIXEL_TAGS or (_is_private(tag) and 0x10 <= tag & 0xFFFF <= 0xFF):
             del dataset[tag]  # pydicom also resets its pixel array / private block caches
         else:
-            del dataset._dict[tag]  # what ``del dataset[tag]`` does for any other tag
+            del dataset._dict[key]  # what ``del dataset[tag]`` does for any other tag
         state.mutations += 1
         self._record(tag, path, action, vr, value, REMOVE, state)
 
@@ -695,11 +689,11 @@ class DicomEngine:
             value = DicomSequence(list(value))
         if vr == "UN" and isinstance(value, str):
             value = value.encode("latin-1", "replace")
-        encoded = _encode_plain(vr, value) if vr in _RAW_SET_VRS else None
+        encoded = encode_plain(vr, value) if vr in _RAW_SET_VRS else None
         if encoded is not None:
             # Stored as the bytes pydicom would write: no DataElement, no conversion, copied by
             # the writer (and decoded to the same value if anything reads it later).
-            _store_raw(dataset, tag, vr, encoded)
+            store_raw(dataset, tag, vr, encoded)
         else:
             dataset[tag] = DataElement(tag, vr, value)
         state.mutations += 1
@@ -822,19 +816,30 @@ class DicomEngine:
         return number
 
     # -- preset ------------------------------------------------------------------------------------
-    def _apply_preset(
-        self, dataset: Dataset, tag: int, vr: str, path: list[Step], state: FileState, mode: str
-    ) -> None:
+    def _preset_decision(self, tag: int, vr: str, mode: str) -> str:
+        """What the preset does to an element: the table's action for the tag, else the catch-all
+        for its VR; a pure function of (tag, VR, mode), memoised."""
         preset = self.preset
         assert preset is not None
         if tag == 0x00101010 and self.age_from_birthdate:
-            return  # PatientAge was computed on purpose (patient-age-from-birthdate)
-        try:
-            action = self._preset_actions[tag]
-        except KeyError:
-            action = self._preset_actions[tag] = preset.action_for(tag)
-        if action is None:
-            action = self._catch_all(tag, vr, mode)
+            action = P.KEEP  # PatientAge was computed on purpose (patient-age-from-birthdate)
+        else:
+            action = preset.action_for(tag) or self._catch_all(tag, vr, mode)
+        self._preset_decisions[(tag, vr, mode)] = action
+        return action
+
+    def _apply_preset(
+        self,
+        dataset: Dataset,
+        tag: int,
+        vr: str,
+        path: list[Step],
+        state: FileState,
+        mode: str,
+        action: str,
+    ) -> None:
+        preset = self.preset
+        assert preset is not None
         if action == P.REMOVE:
             self._remove(dataset, tag, path, "preset:X", state, vr)
             return
@@ -854,8 +859,8 @@ class DicomEngine:
                 return
             self._recurse(dataset, tag, path, state, child)
             return
-        before = _plain_value(dataset._dict.get(tag), vr)
-        if before is _UNDECODED:
+        before = plain_value(dataset._dict.get(tag), vr)
+        if before is UNDECODED:
             before = self._element(dataset, tag).value
         if action == P.EMPTY:
             if before not in (None, "", b"") and _values_of(before):
@@ -1112,18 +1117,18 @@ class DicomEngine:
         meta = getattr(dataset, "file_meta", None)
         if meta is None:
             return
-        old = meta.get(0x00020003)
-        sop = dataset.get(0x00080018)
-        if old is not None and old.value:
-            before = str(old.value).strip().rstrip("\x00")
-            if sop is not None and sop.value:
-                after = str(sop.value)
+        old = peek_value(meta, 0x00020003, "UI")
+        sop = peek_value(dataset, 0x00080018, "UI")
+        if old:
+            before = str(old).strip().rstrip("\x00")
+            if sop:
+                after = str(sop)
             elif self.preset is not None and not self.preset.retains_uids:
                 after = self.uids.remap(before, state.ctx)  # no SOPInstanceUID: still remapped
             else:
                 after = state.uid_map.get(before, before)
             if after != before:
-                meta.MediaStorageSOPInstanceUID = after
+                _put(meta, 0x00020003, "UI", after)
                 self._record(0x00020003, [], "uid-map", "UI", before, after, state)
         for tag in (0x00020016, 0x00020017, 0x00020018, 0x00020100, 0x00020102):
             if tag in meta:

@@ -14,6 +14,7 @@ from fw_gear_deid.actions import ActionError, compile_field_action
 from fw_gear_deid.errors import MalformedFileError
 from fw_gear_deid.formats._base import DeidContext, DeidOutcome, FormatHandler, HandlerSet
 from fw_gear_deid.formats.dicom._engine import DicomEngine, iter_text_values
+from fw_gear_deid.formats.dicom._raw import peek_value
 from fw_gear_deid.formats.dicom._stream import SourceFile, read_source, write_output
 
 _OUTPUT_VAR = re.compile(r"\{([^}]+)\}")
@@ -80,10 +81,11 @@ class DicomHandler(FormatHandler):
         base = Path(label).name
         rules = self.section.get("filenames") or []
         if not rules:
-            sop = dataset.get("SOPInstanceUID")
+            sop = peek_value(dataset, 0x00080018, "UI")
             if not sop:
                 return _sanitize(base)
-            modality = str(dataset.get("Modality") or "NA").replace("/", "_")
+            modality = peek_value(dataset, 0x00080060, "CS")
+            modality = str(modality or "NA").replace("/", "_")
             return _sanitize(f"{sop}.{modality}.dcm")
         for rule in rules:
             values: dict[str, str] = {}
