@@ -18,8 +18,9 @@ from typing import BinaryIO
 
 import pydicom
 from pydicom.charset import convert_encodings, default_encoding
+from pydicom.datadict import keyword_for_tag
 from pydicom.dataelem import DataElement, RawDataElement
-from pydicom.dataset import Dataset, FileMetaDataset, validate_file_meta
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO, DicomFileLike
 from pydicom.filereader import read_dataset
 from pydicom.filewriter import write_data_element, write_dataset
@@ -30,10 +31,11 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
     MediaStorageDirectoryStorage,
 )
-from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, STANDARD_VR
 
 from fw_gear_deid import __version__
 from fw_gear_deid.errors import MalformedFileError
+from fw_gear_deid.formats.dicom._raw import encode_element, encode_plain, peek_value, store_raw
+from fw_gear_deid.formats.dicom._reader import read_header
 
 #: Implementation Class UID written in the file meta of every output (keyed on nothing: a constant
 #: under the 2.25 root identifying this software, not the source).
@@ -41,14 +43,13 @@ IMPLEMENTATION_CLASS_UID = "2.25.186517463390137542226331632519914733210"
 IMPLEMENTATION_VERSION_NAME = f"FWGEARDEID_{__version__}"[:16]
 
 _CHUNK = 1 << 20
+#: Files up to this size are read whole (and parsed by ``_reader`` when it can).
+_IN_MEMORY = 8 << 20
 _PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
 _LONG_VRS = frozenset({b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UC", b"UR", b"UT", b"UN"})
 _ITEM = 0xFFFEE000
 _SEQ_DELIMITER = 0xFFFEE0DD
-_VR_LONG = frozenset(str(vr) for vr in EXPLICIT_VR_LENGTH_32)
-_VR_ALL = frozenset(str(vr) for vr in STANDARD_VR)
 _HEAD_IMPLICIT = {True: struct.Struct("<HHL"), False: struct.Struct(">HHL")}
-_HEAD_SHORT = {True: struct.Struct("<HH2sH"), False: struct.Struct(">HH2sH")}
 _HEAD_LONG = {True: struct.Struct("<HH2sHL"), False: struct.Struct(">HH2sHL")}
 # Past this size a trailing region (after pixel data) is refused rather than read into memory.
 _MAX_TRAILING = 64 << 20
@@ -106,11 +107,18 @@ def read_source(path: Path, *, name: str | None = None) -> SourceFile:
         if not _looks_like_dicom(head):
             raise MalformedFileError(label, "not a DICOM file (no DICM marker, no DICOM header)")
         handle.seek(0)
-        try:
-            dataset = pydicom.dcmread(handle, stop_before_pixels=True, force=True)
-            pixel_start = handle.tell()
-        except Exception as error:  # pydicom raises many types for broken input
-            raise MalformedFileError(label, f"unreadable DICOM header: {error}") from None
+        # A small file is read whole and parsed by our reader when it is an ordinary one (every
+        # value then has its full length); anything else goes to pydicom.
+        fast = read_header(handle.read(), str(path)) if size <= _IN_MEMORY else None
+        if fast is not None:
+            dataset, pixel_start = fast
+        else:
+            handle.seek(0)
+            try:
+                dataset = pydicom.dcmread(handle, stop_before_pixels=True, force=True)
+                pixel_start = handle.tell()
+            except Exception as error:  # pydicom raises many types for broken input
+                raise MalformedFileError(label, f"unreadable DICOM header: {error}") from None
         meta = getattr(dataset, "file_meta", None) or FileMetaDataset()
         had_meta = "TransferSyntaxUID" in meta
         if len(dataset) == 0:
@@ -141,9 +149,10 @@ def read_source(path: Path, *, name: str | None = None) -> SourceFile:
         source.header_bytes = handle.read(pixel_start)
         if pixel_start < size:
             _locate_pixels(handle, label, source, pixel_start, size)
-        else:
+        elif fast is None:
             _check_complete(dataset, label, size)
-        _check_values_readable(dataset, label)
+        if fast is None:
+            _check_values_readable(dataset, label)
     return source
 
 
@@ -264,38 +273,47 @@ def _skip_fragments(handle: BinaryIO, label: str, position: int, size: int, endi
             raise MalformedFileError(label, "encapsulated pixel data is truncated")
 
 
+#: File meta elements not carried over: the sender's devices and private information.
+_META_DROPPED = frozenset({0x00020016, 0x00020017, 0x00020018, 0x00020100, 0x00020102})
+
+
 def build_file_meta(source: SourceFile, dataset: Dataset) -> FileMetaDataset:
     """The output's file meta: the source's (already de-identified) plus the required elements, with
-    MediaStorageSOPInstanceUID = SOPInstanceUID and this software's implementation identity."""
+    MediaStorageSOPInstanceUID = SOPInstanceUID and this software's implementation identity.
+
+    Values are read and set as raw bytes where plain (see ``_raw``): the dataset keeps its raw
+    elements, so the writer copies them."""
     meta = FileMetaDataset()
+    elements = meta._dict
     old = getattr(dataset, "file_meta", None)
     if old is not None:
         # the elements as stored (raw ones are converted when read or written, as before)
         for tag, elem in old._dict.items():
-            if tag & 0xFFFF != 0:  # group length is recomputed on write
-                meta._dict[tag] = elem
-    meta.TransferSyntaxUID = source.transfer_syntax
-    if dataset.get("SOPClassUID"):
-        meta.MediaStorageSOPClassUID = dataset.SOPClassUID
-    if dataset.get("SOPInstanceUID"):
-        meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
-    if not meta.get("MediaStorageSOPClassUID"):
-        meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"  # SC: a class is required
-    if not meta.get("MediaStorageSOPInstanceUID"):
-        meta.MediaStorageSOPInstanceUID = "2.25.0"  # required; the source had none to keep
-    meta.FileMetaInformationVersion = b"\x00\x01"
-    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
-    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
-    # Source/sending AE titles name the sender's devices: not carried over.
-    for keyword in (
-        "SourceApplicationEntityTitle",
-        "SendingApplicationEntityTitle",
-        "ReceivingApplicationEntityTitle",
-        "PrivateInformationCreatorUID",
-        "PrivateInformation",
-    ):
-        if keyword in meta:
-            delattr(meta, keyword)
+            if tag & 0xFFFF != 0 and tag not in _META_DROPPED:  # group length: recomputed
+                elements[tag] = elem
+    sop_class = peek_value(dataset, 0x00080016, "UI")
+    sop_instance = peek_value(dataset, 0x00080018, "UI")
+    required = (
+        (0x00020001, "OB", b"\x00\x01"),
+        (0x00020002, "UI", sop_class or None),
+        (0x00020003, "UI", sop_instance or None),
+        (0x00020010, "UI", source.transfer_syntax),
+        (0x00020012, "UI", IMPLEMENTATION_CLASS_UID),
+        (0x00020013, "SH", IMPLEMENTATION_VERSION_NAME),
+    )
+    for tag, vr, value in required:
+        if value is None:
+            if peek_value(meta, tag, vr):
+                continue  # the source's, already de-identified
+            # required, and the source had none: a class (SC) and an instance UID naming nothing
+            value = "1.2.840.10008.5.1.4.1.1.7" if tag == 0x00020002 else "2.25.0"
+        if isinstance(value, str):
+            value = str(value)  # a UID object is its text
+        encoded = value if isinstance(value, bytes) else encode_plain(vr, value)
+        if encoded is None:
+            setattr(meta, keyword_for_tag(tag), value)  # not plain ASCII: pydicom encodes it
+        else:
+            store_raw(meta, tag, vr, encoded)
     return meta
 
 
@@ -428,17 +446,7 @@ def _encode_raw(elem: RawDataElement, little: bool, implicit: bool) -> bytes | N
     value = elem.value
     if type(value) is not bytes or elem.length == 0xFFFFFFFF or elem.tag in _PIXEL_TAGS:
         return None
-    tag, size = elem.tag, len(value)
-    if implicit:
-        return _HEAD_IMPLICIT[little].pack(tag >> 16, tag & 0xFFFF, size) + value
-    vr = elem.VR
-    if vr not in _VR_ALL:
-        return None
-    if vr in _VR_LONG:
-        return _HEAD_LONG[little].pack(tag >> 16, tag & 0xFFFF, vr.encode(), 0, size) + value
-    if size > 0xFFFF:
-        return None
-    return _HEAD_SHORT[little].pack(tag >> 16, tag & 0xFFFF, vr.encode(), size) + value
+    return encode_element(elem.tag, elem.VR, value, little, implicit)
 
 
 _ITEM_TAG_BYTES = {True: b"\xfe\xff\x00\xe0", False: b"\xff\xfe\xe0\x00"}
@@ -514,17 +522,26 @@ _GROUP_LENGTH_HEAD = struct.pack("<HH2sH", 0x0002, 0x0000, b"UL", 4)
 
 def _encode_file_meta(meta: FileMetaDataset) -> bytes:
     """The file meta group as ``write_file_meta_info(..., enforce_standard=True)`` writes it
-    (validated and completed the same way, group length first and set in ``meta``), without
-    pydicom's whole-dataset re-encoding pass: explicit VR little endian, element by element."""
-    validate_file_meta(meta, enforce_standard=True)
-    body = DicomBytesIO()
-    body.is_little_endian = True
-    body.is_implicit_VR = False
-    encoding = meta.get("SpecificCharacterSet", default_encoding)
+    (``build_file_meta`` made the required elements; group length first and set in ``meta``),
+    without pydicom's whole-dataset re-encoding pass: explicit VR little endian, raw values copied."""
+    parts = []
+    encoding = None
     for tag in sorted(meta._dict):
         if tag == 0x00020000:
             continue
-        write_data_element(body, meta[tag], encoding)
-    data = body.getvalue()
-    meta.FileMetaInformationGroupLength = len(data)
+        elem = meta._dict[tag]
+        encoded = None
+        if type(elem) is RawDataElement and elem.is_little_endian and not elem.is_implicit_VR:
+            encoded = _encode_raw(elem, True, False)
+        if encoded is None:
+            body = DicomBytesIO()
+            body.is_little_endian = True
+            body.is_implicit_VR = False
+            if encoding is None:
+                encoding = meta.get("SpecificCharacterSet", default_encoding)
+            write_data_element(body, meta[tag], encoding)
+            encoded = body.getvalue()
+        parts.append(encoded)
+    data = b"".join(parts)
+    store_raw(meta, 0x00020000, "UL", struct.pack("<L", len(data)))
     return _GROUP_LENGTH_HEAD + struct.pack("<L", len(data)) + data

@@ -1,0 +1,87 @@
+"""Our header reader builds exactly what pydicom's ``dcmread(stop_before_pixels=True)`` builds, for
+every real file it accepts, and declines the files it must leave to pydicom."""
+
+from __future__ import annotations
+
+import struct
+import warnings
+
+import pydicom
+import pytest
+from pydicom.dataelem import RawDataElement
+
+from fw_gear_deid.formats.dicom._reader import read_header
+
+from .conftest import corpus_files
+
+_FILES = [p for p in corpus_files() if p.stat().st_size <= 8 << 20]
+#: The files our reader accepts (the others are left to pydicom: big endian, deflated, undefined
+#: lengths, broken files).
+_TAKEN = [p for p in _FILES if read_header(p.read_bytes(), str(p)) is not None]
+
+
+def _pydicom_header(data_path):
+    with open(data_path, "rb") as handle, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dataset = pydicom.dcmread(handle, stop_before_pixels=True, force=True)
+        return dataset, handle.tell()
+
+
+@pytest.mark.parametrize("path", _TAKEN, ids=[p.name for p in _TAKEN])
+def test_header_is_what_pydicom_reads(path):
+    dataset, pixel_start = read_header(path.read_bytes(), str(path))
+    expected, expected_start = _pydicom_header(path)
+    assert pixel_start == expected_start
+    assert list(dataset._dict) == list(expected._dict)
+    for tag, raw in dataset._dict.items():
+        theirs = expected._dict[tag]
+        if isinstance(theirs, RawDataElement):
+            assert raw == theirs, tag
+        else:  # pydicom converted it while reading (e.g. PixelRepresentation): same value
+            assert dataset[tag].value == theirs.value, tag
+    assert sorted(dataset.file_meta._dict) == sorted(expected.file_meta._dict)
+    for tag in dataset.file_meta._dict:
+        assert dataset.file_meta[tag].value == expected.file_meta[tag].value, tag
+    assert dataset.original_encoding == expected.original_encoding
+    assert dataset.original_character_set == expected.original_character_set
+    assert dataset._character_set == expected._character_set
+    assert dataset.preamble == expected.preamble
+
+
+def test_most_real_files_take_the_fast_path():
+    assert len(_TAKEN) >= len(_FILES) // 2
+
+
+def _part10(dataset_bytes: bytes, syntax: bytes = b"1.2.840.10008.1.2.1\x00") -> bytes:
+    meta_element = b"\x02\x00\x10\x00UI" + struct.pack("<H", len(syntax)) + syntax
+    return b"\x00" * 128 + b"DICM" + meta_element + dataset_bytes
+
+
+_PATIENT_NAME = b"\x10\x00\x10\x00PN\x08\x00DOE^JOHN"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(_part10(_PATIENT_NAME)[:-3], id="value cut short"),
+        pytest.param(_part10(_PATIENT_NAME + b"\x10\x00"), id="partial element header"),
+        pytest.param(_part10(b"\x10\x00\x10\x00SQ\x00\x00\xff\xff\xff\xff"), id="undefined length"),
+        pytest.param(_part10(b"\x10\x00\x10\x00ZZ\x08\x00DOE^JOHN"), id="not a VR"),
+        pytest.param(_part10(_PATIENT_NAME + _PATIENT_NAME), id="repeated tag"),
+        pytest.param(_part10(_PATIENT_NAME, b"1.2.840.10008.1.2.2\x00"), id="big endian"),
+        pytest.param(
+            _part10(_PATIENT_NAME, b"1.2.840.10008.1.2\x00"), id="explicit data, implicit syntax"
+        ),
+        pytest.param(_part10(_PATIENT_NAME)[128:], id="no preamble"),
+        pytest.param(_part10(b""), id="file meta only"),
+    ],
+)
+def test_unusual_files_are_left_to_pydicom(data):
+    assert read_header(data, "x.dcm") is None
+
+
+def test_an_ordinary_file_is_read():
+    dataset, pixel_start = read_header(_part10(_PATIENT_NAME), "x.dcm")
+    assert str(dataset.PatientName) == "DOE^JOHN"
+    assert pixel_start == len(_part10(_PATIENT_NAME))
+    assert dataset.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
