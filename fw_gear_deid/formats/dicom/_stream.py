@@ -102,14 +102,14 @@ def read_source(path: Path, *, name: str | None = None) -> SourceFile:
     size = os.path.getsize(path)
     if size == 0:
         raise MalformedFileError(label, "empty file")
-    with open(path, "rb") as handle:
-        head = handle.read(512)
-        if not _looks_like_dicom(head):
+    with open(path, "rb") as file:
+        # A small file is read whole (and parsed by our reader when it is an ordinary one: every
+        # value then has its full length); anything else is parsed by pydicom.
+        data = file.read() if size <= _IN_MEMORY else None
+        handle: BinaryIO = file if data is None else io.BytesIO(data)
+        if not _looks_like_dicom(data[:512] if data is not None else file.read(512)):
             raise MalformedFileError(label, "not a DICOM file (no DICM marker, no DICOM header)")
-        handle.seek(0)
-        # A small file is read whole and parsed by our reader when it is an ordinary one (every
-        # value then has its full length); anything else goes to pydicom.
-        fast = read_header(handle.read(), str(path)) if size <= _IN_MEMORY else None
+        fast = read_header(data, str(path)) if data is not None else None
         if fast is not None:
             dataset, pixel_start = fast
         else:
@@ -145,8 +145,11 @@ def read_source(path: Path, *, name: str | None = None) -> SourceFile:
         source = SourceFile(path, dataset, syntax, implicit, little, had_meta)
         if syntax == DeflatedExplicitVRLittleEndian:
             return _read_deflated(path, label, source)
-        handle.seek(0)
-        source.header_bytes = handle.read(pixel_start)
+        if data is not None:
+            source.header_bytes = data[:pixel_start]
+        else:
+            handle.seek(0)
+            source.header_bytes = handle.read(pixel_start)
         if pixel_start < size:
             _locate_pixels(handle, label, source, pixel_start, size)
         elif fast is None:
