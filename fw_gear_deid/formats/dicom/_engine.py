@@ -18,7 +18,12 @@ from typing import Any
 import pydicom._uid_dict
 import pydicom.config
 from dateutil import relativedelta
-from pydicom.datadict import dictionary_VR, private_dictionary_VR
+from pydicom.datadict import (
+    dictionary_has_tag,
+    dictionary_keyword,
+    dictionary_VR,
+    private_dictionary_VR,
+)
 from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
@@ -1146,15 +1151,41 @@ _NOT_TEXT_RAW_VRS: dict[str, int] = {
 }  # fmt: skip
 
 
+@lru_cache(maxsize=8192)
+def _element_keyword(tag: int) -> str:
+    """``DataElement(tag, ...).keyword``: the dictionary keyword, "" for private and repeater tags."""
+    return dictionary_keyword(tag) if dictionary_has_tag(tag) else ""
+
+
+@lru_cache(maxsize=8192)
+def _implicit_vr(tag: int) -> str | None:
+    """The dictionary VR pydicom gives an implicit-VR public element (None: pydicom decides)."""
+    if _is_private(tag) or not dictionary_has_tag(tag):
+        return None
+    return dictionary_VR(tag)
+
+
 def iter_text_values(dataset: Dataset, prefix: str = "") -> Iterator[tuple[str, str]]:
     """Every text value of a dataset, nested ones included, as (element path, text)."""
     elements = dataset._dict
-    for tag in sorted(elements):
+    for tag in sorted(elements, key=int):
         raw = elements[tag]
-        if isinstance(raw, RawDataElement):
+        if type(raw) is RawDataElement:
+            vr = raw.VR if raw.VR is not None else _implicit_vr(int(tag))
             # what the checks below skip after converting, skipped without converting (same result)
-            size = _NOT_TEXT_RAW_VRS.get(raw.VR)  # type: ignore[arg-type]
+            size = _NOT_TEXT_RAW_VRS.get(vr)  # type: ignore[arg-type]
             if size is not None and (raw.value is None or len(raw.value) % size == 0):
+                continue
+            # plain ASCII text read from its bytes: the values pydicom's conversion gives
+            value = plain_value(raw, vr) if vr is not None else UNDECODED
+            if value is not UNDECODED:
+                tag = int(tag)
+                where = (
+                    f"{prefix}{_element_keyword(tag) or f'({tag >> 16:04X},{tag & 0xFFFF:04X})'}"
+                )
+                for text in value if type(value) is list else (value,):
+                    if text:
+                        yield where, text
                 continue
         elem = dataset[tag]
         where = f"{prefix}{elem.keyword or f'({elem.tag.group:04X},{elem.tag.element:04X})'}"
