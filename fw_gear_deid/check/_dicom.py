@@ -9,6 +9,7 @@ into text the way ``strings`` does: runs of printable Latin-1 characters.
 from __future__ import annotations
 
 import re
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from pydicom.tag import BaseTag
 
 import fw_gear_deid._pydicom  # noqa: F401  (never echo element values to logs)
 from fw_gear_deid.errors import MalformedFileError
+from fw_gear_deid.formats.dicom._reader import read_header
 
 #: Pixel-like binary data: numbers, not text; scanning it only makes false positives.
 _PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010, 0x54000110, 0x54001010, 0x00091001})
@@ -125,9 +127,35 @@ class DicomReader:
     def __init__(self, path: Path):
         self.path = Path(path)
         self._dataset: Dataset | None = None
+        #: The pixel data value's byte range, when the fast read found it.
+        self._pixels: tuple[int, int] | None = None
+
+    def _read_fast(self) -> Dataset | None:
+        """An ordinary small file (what the DICOM handler writes) parsed by the header reader,
+        when its pixel data element, if any, is the last element; else None (pydicom reads it)."""
+        try:
+            if self.path.stat().st_size > _FAST_MAX:
+                return None
+            data = self.path.read_bytes()
+        except OSError:
+            return None
+        header = read_header(data, str(self.path))
+        if header is None:
+            return None
+        dataset, start = header
+        if start < len(data):
+            pixels = _pixel_value_range(data, start, dataset.original_encoding[0])
+            if pixels is None or pixels[1] != len(data):
+                return None  # elements after the pixel data: pydicom reads the whole file
+            self._pixels = pixels
+        return dataset
 
     def _read(self) -> Dataset:
         if self._dataset is None:
+            fast = self._read_fast()
+            if fast is not None:
+                self._dataset = fast
+                return fast
             # pydicom raises many types on hostile input (NotImplementedError for an unknown VR,
             # KeyError, struct.error...): all of them mean "cannot be scanned", i.e. a block
             try:
@@ -170,6 +198,8 @@ class DicomReader:
         data), or None; found without loading the pixels."""
         try:
             dataset = self._read()
+            if self._pixels is not None:
+                return self._pixels
             for tag in (0x7FE00010, 0x7FE00008, 0x7FE00009):
                 raw = dataset.get_item(tag, keep_deferred=True)
                 if raw is not None and getattr(raw, "value_tell", None) is not None:
@@ -180,6 +210,38 @@ class DicomReader:
         except Exception:  # the backstop then reads the whole file: safe, only slower
             return None
         return None
+
+
+_FAST_MAX = 8 << 20
+_ITEM, _SEQUENCE_END, _UNDEFINED = 0xFFFEE000, 0xFFFEE0DD, 0xFFFFFFFF
+_LONG_VRS = frozenset({b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"UN"})
+
+
+def _pixel_value_range(data: bytes, start: int, implicit: bool | None) -> tuple[int, int] | None:
+    """Where the value of the (little endian) pixel data element at ``start`` lies: to the end of
+    its defined length, or past the sequence delimiter of its fragments; None if it does not parse."""
+    if implicit is None or start + 12 > len(data):
+        return None
+    if implicit:
+        (length,) = struct.unpack_from("<L", data, start + 4)
+        value = start + 8
+    elif data[start + 4 : start + 6] in _LONG_VRS:
+        (length,) = struct.unpack_from("<L", data, start + 8)
+        value = start + 12
+    else:
+        return None
+    if length != _UNDEFINED:
+        return value, value + length
+    position = value
+    while position + 8 <= len(data):
+        group, element, item_length = struct.unpack_from("<HHL", data, position)
+        tag = group << 16 | element
+        if tag == _SEQUENCE_END:
+            return value, position + 8
+        if tag != _ITEM or item_length == _UNDEFINED:
+            return None
+        position += 8 + item_length
+    return None
 
 
 def dicom_elements(path: Path) -> Iterator[DicomText]:
