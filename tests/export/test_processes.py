@@ -90,14 +90,18 @@ def test_job_killed_mid_run_then_rerun_completes_without_duplicates(tmp_path, pr
     assert tree_digest(source) == before
 
 
-def _spawned_workers(parent: psutil.Process) -> list[psutil.Process]:
+def _worker_processes(parent: psutil.Process) -> list[psutil.Process]:
+    """The export's worker processes: forked by the fork server (a child of the fork server with
+    its command line), or spawned (``spawn_main``) where there is no fork server."""
     workers = []
     for child in parent.children(recursive=True):
         try:
             cmdline = " ".join(child.cmdline())
-        except psutil.Error:
+            parent_cmdline = " ".join(child.parent().cmdline())
+        except (psutil.Error, AttributeError):
             continue
-        if "spawn_main" in cmdline and "resource_tracker" not in cmdline:
+        forked = "forkserver" in cmdline and "forkserver" in parent_cmdline
+        if forked or ("spawn_main" in cmdline and "resource_tracker" not in cmdline):
             workers.append(child)
     return workers
 
@@ -120,7 +124,7 @@ def test_a_killed_worker_process_does_not_stop_the_others(tmp_path, profile_file
         args, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
     _wait_for_files(dest, 10, process)
-    workers = _spawned_workers(psutil.Process(process.pid))
+    workers = _worker_processes(psutil.Process(process.pid))
     assert workers, "no worker process found"
     workers[0].kill()
     _, stderr = process.communicate(timeout=300)
