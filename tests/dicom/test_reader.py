@@ -37,6 +37,12 @@ def test_header_is_what_pydicom_reads(path):
         theirs = expected._dict[tag]
         if isinstance(theirs, RawDataElement):
             assert raw == theirs, tag
+        elif (
+            theirs.VR == "SQ"
+        ):  # read eagerly (undefined length): the same items, element by element
+            assert raw.is_undefined_length == theirs.is_undefined_length
+            assert raw.file_tell == theirs.file_tell
+            _assert_same_items(raw.value, theirs.value)
         else:  # pydicom converted it while reading (e.g. PixelRepresentation): same value
             assert dataset[tag].value == theirs.value, tag
     assert sorted(dataset.file_meta._dict) == sorted(expected.file_meta._dict)
@@ -46,6 +52,21 @@ def test_header_is_what_pydicom_reads(path):
     assert dataset.original_character_set == expected.original_character_set
     assert dataset._character_set == expected._character_set
     assert dataset.preamble == expected.preamble
+
+
+def _assert_same_items(ours, theirs) -> None:
+    assert len(ours) == len(theirs)
+    assert ours.is_undefined_length == theirs.is_undefined_length
+    for mine, other in zip(ours, theirs, strict=True):
+        assert mine.original_encoding == other.original_encoding
+        assert mine.original_character_set == other.original_character_set
+        assert mine.is_undefined_length_sequence_item == other.is_undefined_length_sequence_item
+        assert list(mine._dict) == list(other._dict)
+        for tag, elem in mine._dict.items():
+            if isinstance(elem, RawDataElement):
+                assert elem == other._dict[tag], tag
+            else:
+                _assert_same_items(elem.value, other._dict[tag].value)
 
 
 def test_most_real_files_take_the_fast_path():
@@ -65,7 +86,12 @@ _PATIENT_NAME = b"\x10\x00\x10\x00PN\x08\x00DOE^JOHN"
     [
         pytest.param(_part10(_PATIENT_NAME)[:-3], id="value cut short"),
         pytest.param(_part10(_PATIENT_NAME + b"\x10\x00"), id="partial element header"),
-        pytest.param(_part10(b"\x10\x00\x10\x00SQ\x00\x00\xff\xff\xff\xff"), id="undefined length"),
+        pytest.param(
+            _part10(b"\x10\x00\x10\x00OB\x00\x00\xff\xff\xff\xff"), id="undefined length OB"
+        ),
+        pytest.param(
+            _part10(b"\x08\x00\x15\x11SQ\x00\x00\xff\xff\xff\xff"), id="sequence never ends"
+        ),
         pytest.param(_part10(b"\x10\x00\x10\x00ZZ\x08\x00DOE^JOHN"), id="not a VR"),
         pytest.param(_part10(_PATIENT_NAME + _PATIENT_NAME), id="repeated tag"),
         pytest.param(_part10(_PATIENT_NAME, b"1.2.840.10008.1.2.2\x00"), id="big endian"),
