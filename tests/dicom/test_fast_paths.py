@@ -131,3 +131,22 @@ def test_text_values_are_those_of_converted_elements(path):
         except Exception:
             pytest.skip("pydicom cannot convert every element")
         assert list(iter_text_values(ours)) == expected
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "1.2.840.113619.2.55.3.604688119.969.1268071029.320.CT.dcm",
+        "2.25.123456789012345678901234567890.MR.dcm",
+        "1.2.3.NA.dcm",
+        "1..2.SR.dcm",
+        "9.OT_X.dcm",
+        "2.25." + "1" * 190 + ".CT.dcm",
+    ],
+)
+def test_plain_output_names_are_what_sanitize_filename_gives(name):
+    from pathvalidate import sanitize_filename
+
+    from fw_gear_deid.formats.dicom._handler import _sanitize
+
+    assert _sanitize(name) == sanitize_filename(name, platform="universal")

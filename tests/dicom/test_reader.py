@@ -8,9 +8,10 @@ import warnings
 
 import pydicom
 import pytest
-from pydicom.dataelem import RawDataElement
+from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import RawDataElement, convert_raw_data_element
 
-from fw_gear_deid.formats.dicom._reader import read_header
+from fw_gear_deid.formats.dicom._reader import read_header, read_sequence_value
 
 from .conftest import corpus_files
 
@@ -65,8 +66,10 @@ def _assert_same_items(ours, theirs) -> None:
         for tag, elem in mine._dict.items():
             if isinstance(elem, RawDataElement):
                 assert elem == other._dict[tag], tag
-            else:
+            elif elem.VR == "SQ":
                 _assert_same_items(elem.value, other._dict[tag].value)
+            else:  # converted while the item was built (e.g. PixelRepresentation)
+                assert elem.value == other._dict[tag].value, tag
 
 
 def test_most_real_files_take_the_fast_path():
@@ -111,3 +114,61 @@ def test_an_ordinary_file_is_read():
     assert str(dataset.PatientName) == "DOE^JOHN"
     assert pixel_start == len(_part10(_PATIENT_NAME))
     assert dataset.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+
+
+def _raw_sequences(dataset, found):
+    """Every sequence element still raw, at any depth (converting the others to look inside)."""
+    for tag, elem in list(dataset._dict.items()):
+        if isinstance(elem, RawDataElement):
+            if elem.VR == "SQ" or (elem.VR is None and dictionary_VR_or_none(tag) == "SQ"):
+                found.append((dataset, elem))
+                converted = convert_raw_data_element(
+                    elem, encoding=dataset._character_set, ds=dataset
+                )
+                for item in converted.value:
+                    _raw_sequences(item, found)
+        elif elem.VR == "SQ":
+            for item in elem.value:
+                _raw_sequences(item, found)
+    return found
+
+
+def dictionary_VR_or_none(tag):
+    try:
+        return dictionary_VR(tag)
+    except KeyError:
+        return None
+
+
+_WITH_SEQUENCES = [p for p in _TAKEN if _raw_sequences(read_header(p.read_bytes(), str(p))[0], [])]
+
+
+@pytest.mark.parametrize("path", _WITH_SEQUENCES, ids=[p.name for p in _WITH_SEQUENCES])
+def test_sequences_are_what_pydicom_converts(path):
+    dataset, _ = read_header(path.read_bytes(), str(path))
+    for parent, raw in _raw_sequences(dataset, []):
+        encoding = parent.original_character_set or parent._character_set
+        expected = convert_raw_data_element(raw, encoding=encoding, ds=parent)
+        ours = read_sequence_value(raw, encoding)
+        if ours is None:
+            continue  # left to pydicom (counted below)
+        assert (ours.tag, ours.VR, ours.file_tell, ours.is_undefined_length) == (
+            expected.tag,
+            expected.VR,
+            expected.file_tell,
+            expected.is_undefined_length,
+        )
+        _assert_same_items(ours.value, expected.value)
+        for mine, theirs in zip(ours.value, expected.value, strict=True):
+            assert (mine.seq_item_tell, mine.file_tell) == (theirs.seq_item_tell, theirs.file_tell)
+            assert mine._parent_encoding == theirs._parent_encoding
+
+
+def test_most_sequences_take_the_fast_path():
+    pairs = [
+        (parent, raw)
+        for path in _WITH_SEQUENCES
+        for parent, raw in _raw_sequences(read_header(path.read_bytes(), str(path))[0], [])
+    ]
+    taken = [raw for parent, raw in pairs if read_sequence_value(raw, parent._character_set)]
+    assert len(taken) >= 0.9 * len(pairs)

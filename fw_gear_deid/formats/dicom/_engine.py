@@ -43,6 +43,7 @@ from fw_gear_deid.formats.dicom._raw import (
     store_raw,
     store_raw_sequence,
 )
+from fw_gear_deid.formats.dicom._reader import read_sequence_value
 from fw_gear_deid.formats.dicom._rules import (
     FieldRule,
     Step,
@@ -576,7 +577,9 @@ class DicomEngine:
         item = dataset._dict.get(tag)
         if isinstance(item, RawDataElement):
             encoding = dataset.original_character_set or dataset._character_set
-            elem = convert_raw_data_element(item, encoding=encoding, ds=dataset)
+            elem = read_sequence_value(item, encoding) or convert_raw_data_element(
+                item, encoding=encoding, ds=dataset
+            )
             stored = False
         else:
             elem, stored = dataset[tag], True

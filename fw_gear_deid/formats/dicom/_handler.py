@@ -124,7 +124,14 @@ def _source_text_values(source: SourceFile) -> Iterator[tuple[str, str]]:
         yield from iter_text_values(source.trailing)
 
 
+#: ``<UID>.<Modality>.dcm``, the usual output name: nothing in it for ``sanitize_filename`` to change
+#: (digits first, so never a reserved device name; no invalid or trailing characters).
+_PLAIN_NAME = re.compile(r"[0-9][0-9.]*\.[A-Za-z0-9_]+\.dcm")
+
+
 def _sanitize(name: str) -> str:
+    if len(name) <= 200 and _PLAIN_NAME.fullmatch(name):
+        return name
     name = name.replace("*", "star")  # reference: t2* -> t2star
     return sanitize_filename(name, platform="universal") or "unnamed.dcm"
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import struct
 import warnings
+from typing import Any
 
 from pydicom.charset import convert_encodings, default_encoding
 from pydicom.datadict import dictionary_VR
@@ -25,6 +26,7 @@ from pydicom.dataelem import (
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import read_sequence
+from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
@@ -38,12 +40,14 @@ from pydicom.values import convert_string
 from fw_gear_deid.formats.dicom._raw import plain_value
 
 _TAG = struct.Struct("<HH")
+_ITEM_HEAD = struct.Struct("<HHL")
 _US = struct.Struct("<H")
 _UL = struct.Struct("<L")
 _LONG_VRS = {str(vr).encode(): str(vr) for vr in EXPLICIT_VR_LENGTH_32}
 _SHORT_VRS = {str(vr).encode(): str(vr) for vr in STANDARD_VR if vr not in EXPLICIT_VR_LENGTH_32}
 _PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
 _UNDEFINED = 0xFFFFFFFF
+_ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 #: Transfer syntaxes pydicom itself reads in another way (or that we leave to it).
 _NOT_FAST = frozenset(
     {ExplicitVRBigEndian, DeflatedExplicitVRLittleEndian, *map(str, PrivateTransferSyntaxes)}
@@ -93,13 +97,21 @@ def _looks_explicit(data: bytes, offset: int) -> bool:
 
 
 def _elements(
-    data: bytes, offset: int, *, implicit: bool, meta: bool
+    data: bytes,
+    offset: int,
+    *,
+    implicit: bool,
+    meta: bool,
+    end: int | None = None,
+    item: bool = False,
+    encoding: str | list[str] = default_encoding,
 ) -> tuple[dict[BaseTag, RawDataElement | DataElement], int]:
-    """Raw elements from ``offset``: the file meta group (``meta``) or the data set up to its pixel
-    data element. Raises _NotFast on anything pydicom handles specially."""
+    """Raw elements from ``offset``: the file meta group (``meta``), the data set up to its pixel
+    data element, or (``item``) a sequence item's elements up to ``end`` or, without ``end``, its
+    item delimiter. Raises _NotFast on anything pydicom handles specially."""
     elements: dict[BaseTag, RawDataElement | DataElement] = {}
-    size = len(data)
-    encoding: str | list[str] = default_encoding  # for sequences read on the way, as pydicom
+    size = len(data) if end is None else end
+    # ``encoding``: for sequences read on the way, as pydicom's element generator keeps it
     tag_at, us_at, ul_at = _TAG.unpack_from, _US.unpack_from, _UL.unpack_from
     long_vrs, short_vrs = _LONG_VRS, _SHORT_VRS
     while offset < size:
@@ -109,10 +121,12 @@ def _elements(
         if meta and group != 0x0002:
             break
         tag = group << 16 | number
-        if tag in _PIXEL_TAGS:
+        if tag in _PIXEL_TAGS and not item:
             return elements, offset
+        if item and tag == _ITEM_END and end is None:
+            return elements, offset + 8
         if group == 0xFFFE or (not meta and group == 0x0002):
-            raise _NotFast  # delimiters at the top level, file meta inside the data set
+            raise _NotFast  # delimiters out of place, file meta inside the data set
         if implicit:
             vr = None
             length = ul_at(data, offset + 4)[0]
@@ -137,16 +151,16 @@ def _elements(
                 raise _NotFast  # undefined-length UN/OB, private or unknown tags: pydicom
             elements[key], offset = _undefined_length_sequence(key, data, start, implicit, encoding)
             continue
-        end = start + length
-        if end > size:
+        stop = start + length
+        if stop > size:
             raise _NotFast
-        value = data[start:end] if length else empty_value_for_VR(vr, raw=True)  # as pydicom
+        value = data[start:stop] if length else empty_value_for_VR(vr, raw=True)  # as pydicom
         elements[key] = RawDataElement(key, vr, length, value, start, implicit, True)
         if tag == 0x00080005:
             encoding = convert_encodings(convert_string(value or b"", True))
-        offset = end
-    if meta and offset >= size:
-        raise _NotFast
+        offset = stop
+    if (meta or item) and (offset >= size if meta else end is None or offset != end):
+        raise _NotFast  # file meta only; an item without its delimiter or running past its end
     return elements, offset
 
 
@@ -174,4 +188,79 @@ def _undefined_length_sequence(
     return DataElement(key, "SQ", sequence, start, is_undefined_length=True), stream.tell()
 
 
-__all__ = ["read_header"]
+def read_sequence_value(raw: RawDataElement, encoding: Any) -> DataElement | None:
+    """``convert_raw_data_element(raw, encoding=encoding)`` for a defined-length sequence in little
+    endian, built by this reader; None when pydicom must convert it."""
+    value = raw.value
+    if (
+        type(value) is not bytes
+        or raw.length in (0, _UNDEFINED)  # pydicom's empty value is a list, not a Sequence
+        or not raw.is_little_endian
+        or raw.VR not in ("SQ", None)  # a UN value holding items: pydicom re-reads it
+    ):
+        return None
+    implicit = raw.is_implicit_VR
+    parent_encoding = encoding or [default_encoding]
+    if isinstance(parent_encoding, str):
+        parent_encoding = [parent_encoding]  # as pydicom's convert_value
+    offset = raw.value_tell or 0
+    items = []
+    position, size = 0, len(value)
+    try:
+        while position < size:
+            if position + 8 > size:
+                raise _NotFast
+            group, number, length = _ITEM_HEAD.unpack_from(value, position)
+            tag = group << 16 | number
+            if tag == _SEQUENCE_END:
+                break
+            if tag != _ITEM:
+                raise _NotFast
+            start = position + 8
+            item_implicit = _item_encoding(value, start, implicit)
+            end = None if length == _UNDEFINED else start + length
+            if end is not None and end > size:
+                raise _NotFast
+            elements, position = _elements(
+                value,
+                start,
+                implicit=item_implicit,
+                meta=False,
+                end=end,
+                item=True,
+                encoding=parent_encoding,
+            )
+            item = Dataset(elements, parent_encoding=parent_encoding)
+            charset = elements.get(0x00080005)
+            item_encoding = (
+                convert_encodings(convert_raw_data_element(charset).value)
+                if charset is not None
+                else parent_encoding
+            )
+            item.set_original_encoding(item_implicit, True, item_encoding)
+            item.is_undefined_length_sequence_item = end is None
+            item.seq_item_tell = start - 8 + offset
+            item.file_tell = start - 8 + offset
+            items.append(item)
+    except _NotFast:
+        return None
+    sequence = Sequence(items)
+    sequence.is_undefined_length = False
+    return DataElement(raw.tag, "SQ", sequence, raw.value_tell, False, already_converted=True)
+
+
+def _item_encoding(data: bytes, start: int, implicit: bool) -> bool:
+    """pydicom's test at the start of an item (``_is_implicit_vr`` in a sequence): an explicit-VR
+    file may hold implicit-VR items; the other way round pydicom warns, and reads it itself."""
+    vr = data[start + 4 : start + 6]
+    if len(vr) < 2:
+        return implicit
+    found_implicit = not (0x40 < vr[0] < 0x5B and 0x40 < vr[1] < 0x5B)
+    if found_implicit == implicit:
+        return implicit
+    if found_implicit:
+        return True
+    raise _NotFast
+
+
+__all__ = ["read_header", "read_sequence_value"]

@@ -397,15 +397,23 @@ def encode_header(source: SourceFile, dataset: Dataset) -> bytes:
     header = source.header_bytes or b""
     encodings = convert_encodings(dataset._character_set)
     elements = dataset._dict
-    for tag in sorted(elements):
+    # Untouched elements next to each other in the source are copied as one slice.
+    run_start = run_end = 0
+    for tag in sorted(elements, key=int):  # int keys: BaseTag.__lt__ is Python code
         if tag & 0xFFFF == 0 and tag >> 16 > 6:
             continue
         elem = elements[tag]
-        span = _raw_span(elem, source) if isinstance(elem, RawDataElement) else None
+        raw = type(elem) is RawDataElement
+        span = _raw_span(elem, source) if raw else None
         if span is not None:
-            buffer.write(header[span[0] : span[1]])
+            if span[0] != run_end:
+                buffer.write(header[run_start:run_end])
+                run_start = span[0]
+            run_end = span[1]
             continue
-        if isinstance(elem, RawDataElement):
+        buffer.write(header[run_start:run_end])
+        run_start = run_end = 0
+        if raw:
             encoded = _encode_raw(elem, source.little_endian, source.implicit_vr)
         elif elem.VR == "SQ":
             encoded = _encode_sequence(elem, source.little_endian, source.implicit_vr, encodings)
@@ -415,6 +423,7 @@ def encode_header(source: SourceFile, dataset: Dataset) -> bytes:
             buffer.write(encoded)
         else:
             write_data_element(buffer, dataset.get_item(tag), encodings)
+    buffer.write(header[run_start:run_end])
     return buffer.getvalue()
 
 
@@ -500,7 +509,7 @@ def _encode_dataset(
     dataset_encoding = dataset.get("SpecificCharacterSet", parent_encoding)
     parts = []
     elements = dataset._dict
-    for tag in sorted(elements):
+    for tag in sorted(elements, key=int):
         if tag & 0xFFFF == 0 and tag >> 16 > 6:
             continue  # retired group lengths are not written
         elem = elements[tag]
@@ -529,7 +538,7 @@ def _encode_file_meta(meta: FileMetaDataset) -> bytes:
     without pydicom's whole-dataset re-encoding pass: explicit VR little endian, raw values copied."""
     parts = []
     encoding = None
-    for tag in sorted(meta._dict):
+    for tag in sorted(meta._dict, key=int):
         if tag == 0x00020000:
             continue
         elem = meta._dict[tag]
