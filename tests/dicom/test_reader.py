@@ -11,7 +11,7 @@ import pytest
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import RawDataElement, convert_raw_data_element
 
-from fw_gear_deid.formats.dicom._reader import read_header, read_sequence_value
+from fw_gear_deid.formats.dicom._reader import new_dataset, read_header, read_sequence_value
 
 from .conftest import corpus_files
 
@@ -172,3 +172,18 @@ def test_most_sequences_take_the_fast_path():
     ]
     taken = [raw for parent, raw in pairs if read_sequence_value(raw, parent._character_set)]
     assert len(taken) >= 0.9 * len(pairs)
+
+
+@pytest.mark.parametrize("implicit", [True, False])
+@pytest.mark.parametrize("encoding", ["iso8859", ["iso8859"], ["iso_ir_100", "iso2022_jp"]])
+def test_new_dataset_is_what_the_constructor_makes(implicit, encoding):
+    raw = RawDataElement(0x00100010, "PN", 8, b"DOE^JOHN", 0, implicit, True)
+    expected = pydicom.Dataset({raw.tag: raw}, parent_encoding=["iso8859"])
+    expected.set_original_encoding(implicit, True, encoding)
+    ours = new_dataset({raw.tag: raw}, ["iso8859"], implicit, encoding)
+    assert vars(ours) == vars(expected)
+    # fresh containers: nothing shared between two datasets
+    other = new_dataset({}, ["iso8859"], implicit, encoding)
+    for name, value in vars(ours).items():
+        if isinstance(value, dict):
+            assert value is not vars(other)[name], name

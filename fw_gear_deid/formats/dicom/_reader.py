@@ -77,14 +77,13 @@ def read_header(data: bytes, name: str) -> tuple[FileDataset, int] | None:
         return None
     if not elements:
         return None
-    dataset = Dataset(elements)
     charset = elements.get(0x00080005)
     if charset is not None:
         value = convert_raw_data_element(charset).value
         encoding = convert_encodings(value)
     else:
         encoding = default_encoding
-    dataset.set_original_encoding(implicit, True, encoding)
+    dataset = new_dataset(elements, default_encoding, implicit, encoding)
     result = FileDataset(name, dataset, data[:128], meta, implicit, True)
     result.set_original_encoding(implicit, True, dataset._character_set)
     return result, pixel_start
@@ -230,23 +229,50 @@ def read_sequence_value(raw: RawDataElement, encoding: Any) -> DataElement | Non
                 item=True,
                 encoding=parent_encoding,
             )
-            item = Dataset(elements, parent_encoding=parent_encoding)
             charset = elements.get(0x00080005)
             item_encoding = (
                 convert_encodings(convert_raw_data_element(charset).value)
                 if charset is not None
                 else parent_encoding
             )
-            item.set_original_encoding(item_implicit, True, item_encoding)
-            item.is_undefined_length_sequence_item = end is None
-            item.seq_item_tell = start - 8 + offset
-            item.file_tell = start - 8 + offset
+            item = new_dataset(elements, parent_encoding, item_implicit, item_encoding)
+            attributes = item.__dict__
+            attributes["is_undefined_length_sequence_item"] = end is None
+            attributes["seq_item_tell"] = attributes["file_tell"] = start - 8 + offset
             items.append(item)
     except _NotFast:
         return None
     sequence = Sequence(items)
     sequence.is_undefined_length = False
     return DataElement(raw.tag, "SQ", sequence, raw.value_tell, False, already_converted=True)
+
+
+#: The attributes ``Dataset()`` sets that are not containers (those are made fresh per dataset).
+_DATASET_CONSTANTS = {
+    name: value
+    for name, value in Dataset().__dict__.items()
+    if not isinstance(value, dict | list | set)
+}
+
+
+def new_dataset(
+    elements: dict[BaseTag, Any], parent_encoding: Any, implicit: bool, encoding: Any
+) -> Dataset:
+    """``Dataset(elements, parent_encoding=...)`` then ``set_original_encoding(implicit, True,
+    encoding)``, without pydicom's ``__setattr__`` (which checks every attribute name against the
+    DICOM dictionary): the same ``__dict__``, checked by a test against the real constructor."""
+    dataset = Dataset.__new__(Dataset)
+    attributes = dataset.__dict__
+    attributes.update(_DATASET_CONSTANTS)
+    attributes["_dict"] = elements
+    attributes["_parent_encoding"] = parent_encoding
+    attributes["_private_blocks"] = {}
+    attributes["_pixel_array_opts"] = {"use_pdh": False}
+    attributes["_pixel_id"] = {}
+    attributes["_read_implicit"] = implicit
+    attributes["_read_little"] = True
+    attributes["_read_charset"] = encoding
+    return dataset
 
 
 def _item_encoding(data: bytes, start: int, implicit: bool) -> bool:
@@ -263,4 +289,4 @@ def _item_encoding(data: bytes, start: int, implicit: bool) -> bool:
     raise _NotFast
 
 
-__all__ = ["read_header", "read_sequence_value"]
+__all__ = ["new_dataset", "read_header", "read_sequence_value"]
