@@ -121,6 +121,18 @@ def _put(dataset: Dataset, tag: int, vr: str, value: Any) -> None:
         store_raw(dataset, tag, vr, encoded)
 
 
+def _sequence(dataset: Dataset, raw: Any, encoding: Any = None) -> DataElement:
+    """A sequence element as ``dataset[tag]`` would convert it (``encoding``: the character set to
+    decode with, the dataset's by default), without storing it: the header reader's item parser,
+    pydicom's conversion for what it does not take."""
+    if not isinstance(raw, RawDataElement):
+        return raw
+    encoding = encoding or dataset._character_set
+    return read_sequence_value(raw, encoding) or convert_raw_data_element(
+        raw, encoding=encoding, ds=dataset
+    )
+
+
 def _is_private(tag: int) -> bool:
     return bool((tag >> 16) & 1)
 
@@ -576,10 +588,7 @@ class DicomEngine:
         bytes (and is copied, not re-encoded, by the writer)."""
         item = dataset._dict.get(tag)
         if isinstance(item, RawDataElement):
-            encoding = dataset.original_character_set or dataset._character_set
-            elem = read_sequence_value(item, encoding) or convert_raw_data_element(
-                item, encoding=encoding, ds=dataset
-            )
+            elem = _sequence(dataset, item, dataset.original_character_set or None)
             stored = False
         else:
             elem, stored = dataset[tag], True
@@ -666,12 +675,12 @@ class DicomEngine:
         elif state.preview or vr == "SQ" or vr not in (BINARY_VRS | _SENSITIVE_SKIP_VRS):
             # binary blobs and numbers are neither listed nor shown: no need to decode them
             try:
-                elem = self._element(dataset, tag)
+                elem = _sequence(dataset, raw) if vr == "SQ" else self._element(dataset, tag)
                 vr, value = elem.VR, elem.value
             except Exception:
                 vr, value = "UN", None
         if vr == "SQ":
-            self._sensitive_subtree(dataset[tag], path, state)
+            self._sensitive_subtree(elem, path, state)
             value = None
         if vr in ("DA", "DT") and value:
             state.dates_removed = True
