@@ -73,6 +73,8 @@ _CLASS_UID_KEYWORD = re.compile(
     r"ApplicationContextName|ContextUID)"
 )
 _SENSITIVE_SKIP_VRS = frozenset({"DS", "IS", "AS", "TM", "CS", "US", "SS", "UL", "SL", "FL", "FD"})
+#: VRs whose removed or replaced values are not listed for the residual gate.
+_NOT_LISTED_VRS = _SENSITIVE_SKIP_VRS | BINARY_VRS | {"SQ"}
 _PROVENANCE_TAGS = frozenset({0x00120062, 0x00120063, 0x00120064, 0x00280303})
 _PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
 #: The residual-gate kind of a (VR, keyword): a pure function, asked for every listed value.
@@ -617,19 +619,17 @@ class DicomEngine:
             where = self._top_paths.get(tag)
             if where is None:
                 where = self._top_paths[tag] = display_path(tag, path)
-        state.changes.append(
-            FieldChange(
-                where,
-                action,
-                _text(before) if state.preview else None,
-                (None if after is REMOVE else _text(after)) if state.preview else None,
-            )
-        )
-        if vr in _SENSITIVE_SKIP_VRS or vr in BINARY_VRS or vr == "SQ":
+        if state.preview:
+            shown = None if after is REMOVE else _text(after)
+            state.changes.append(FieldChange(where, action, _text(before), shown))
+        else:
+            state.changes.append(FieldChange(where, action))
+        if vr in _NOT_LISTED_VRS:
             return
         kind = _sensitive_kind(vr, keyword_for_tag(tag) or "")
-        for value in _values_of(before):
-            text = _text(value).strip().rstrip("\x00").strip()
+        values = (before,) if type(before) is str else _values_of(before)
+        for value in values:
+            text = (value if type(value) is str else _text(value)).strip().rstrip("\x00").strip()
             if len(text) >= 2:
                 state.sensitive.append(SensitiveValue(kind, text, where))
 
