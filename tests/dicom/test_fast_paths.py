@@ -150,3 +150,84 @@ def test_plain_output_names_are_what_sanitize_filename_gives(name):
     from fw_gear_deid.formats.dicom._handler import _sanitize
 
     assert _sanitize(name) == sanitize_filename(name, platform="universal")
+
+
+def _with_removed_sequence(folder, implicit: bool):
+    """A file whose removed sequence (ReferencedPatientSequence, X) holds a name, an ID, a date,
+    a UID and a nested sequence with another name."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.sequence import Sequence
+    from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    inner = Dataset()
+    inner.PersonName = "ROE^RICHARD"
+    item = Dataset()
+    item.PatientName = "DOE^JANE^Q"
+    item.PatientID = "MRN-0042"
+    item.PatientBirthDate = "19700101"
+    item.ReferencedSOPInstanceUID = "1.2.3.4.5.6.7"
+    item.ContentSequence = Sequence([inner])
+    dataset = Dataset()
+    dataset.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    dataset.SOPInstanceUID = "1.2.3.4.5.6.8"
+    dataset.ReferencedPatientSequence = Sequence([item])
+    dataset.file_meta = FileMetaDataset()
+    dataset.file_meta.TransferSyntaxUID = (
+        ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
+    )
+    dataset.file_meta.MediaStorageSOPClassUID = dataset.SOPClassUID
+    dataset.file_meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
+    path = folder / f"removed-sequence-{'implicit' if implicit else 'explicit'}.dcm"
+    dataset.save_as(path, enforce_file_format=True, implicit_vr=implicit, little_endian=True)
+    return path
+
+
+_ENGINE_FILES = [p for p in corpus_files() if p.suffix == ".dcm"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [*_ENGINE_FILES, "implicit", "explicit"],
+    ids=[*(p.name for p in _ENGINE_FILES), "implicit", "explicit"],
+)
+def test_raw_value_shortcuts_change_nothing_the_engine_reports(path, monkeypatch, keys, tmp_path):
+    """Every value the engine lists (for the gate) or changes is the same with the raw-byte
+    shortcuts as when pydicom converts every element."""
+    from fw_gear_deid.formats import DeidContext
+    from fw_gear_deid.formats.dicom import _engine
+    from fw_gear_deid.formats.dicom._stream import read_source
+
+    if isinstance(path, str):
+        path = _with_removed_sequence(tmp_path, path == "implicit")
+    engine = _engine.DicomEngine({"preset": "ps3.15-basic", "fields": []})
+
+    def run():
+        try:
+            source = read_source(path)
+        except Exception:
+            return None
+        ctx = DeidContext(keys=keys, subject="s", source_name=path.name)
+        state = engine.run(source.dataset, source.trailing, ctx, preview=True)
+        return state.changes, state.sensitive
+
+    fast = run()
+    monkeypatch.setattr(_engine, "plain_value", lambda raw, vr: UNDECODED)
+    monkeypatch.setattr(_engine, "read_sequence_value", lambda raw, encoding: None)
+    assert fast == run()
+
+
+@pytest.mark.parametrize("implicit", [True, False])
+def test_values_of_a_removed_sequence_are_listed(implicit, keys, tmp_path):
+    from fw_gear_deid.formats import DeidContext
+    from fw_gear_deid.formats.dicom._engine import DicomEngine
+    from fw_gear_deid.formats.dicom._stream import read_source
+
+    source = read_source(_with_removed_sequence(tmp_path, implicit))
+    ctx = DeidContext(keys=keys, subject="s", source_name="x.dcm")
+    state = DicomEngine({"preset": "ps3.15-basic", "fields": []}).run(
+        source.dataset, source.trailing, ctx, preview=False
+    )
+    listed = {(value.kind, value.value) for value in state.sensitive}
+    assert {("name", "DOE^JANE^Q"), ("id", "MRN-0042"), ("date", "19700101")} <= listed
+    assert ("uid", "1.2.3.4.5.6.7") in listed
+    assert ("name", "ROE^RICHARD") in listed

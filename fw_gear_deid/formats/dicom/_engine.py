@@ -636,19 +636,37 @@ class DicomEngine:
     def _sensitive_subtree(self, elem: DataElement, path: Sequence[Step], state: FileState) -> None:
         """Text values inside a removed sequence are sources the gate must not find elsewhere."""
         for index, item in enumerate(elem.value or []):
+            item_path = [*path, Step(elem.tag, index, item)]
             try:
-                for sub in item:
+                elements = item._dict
+                for key in sorted(elements, key=int):  # the order of ``for sub in item``
+                    raw = elements[key]
+                    if type(raw) is RawDataElement:
+                        # a plain ASCII value read from its bytes: what converting it would give
+                        tag = int(key)
+                        vr = raw.VR if raw.VR is not None else _implicit_vr(tag)
+                        value = plain_value(raw, vr) if vr is not None else UNDECODED
+                        if value is not UNDECODED:
+                            self._list_nested(tag, vr, value, item_path, state)
+                            continue
+                    sub = item[key]
                     if sub.VR == "SQ":
-                        self._sensitive_subtree(sub, [*path, Step(elem.tag, index, item)], state)
-                    elif sub.VR not in _SENSITIVE_SKIP_VRS and sub.VR not in BINARY_VRS:
-                        kind = sensitive_kind(sub.VR, sub.keyword or "")
-                        where = display_path(sub.tag, [*path, Step(elem.tag, index, item)])
-                        for value in _values_of(sub.value):
-                            text = _text(value).strip()
-                            if len(text) >= 2:
-                                state.sensitive.append(SensitiveValue(kind, text, where))
+                        self._sensitive_subtree(sub, item_path, state)
+                    else:
+                        self._list_nested(int(sub.tag), sub.VR, sub.value, item_path, state)
             except Exception:  # noqa: S112 - a corrupt nested value is removed anyway
                 continue
+
+    @staticmethod
+    def _list_nested(tag: int, vr: str, value: Any, path: Sequence[Step], state: FileState) -> None:
+        if vr in _SENSITIVE_SKIP_VRS or vr in BINARY_VRS:
+            return
+        kind = sensitive_kind(vr, _element_keyword(tag))
+        where = display_path(tag, path)
+        for item in _values_of(value):
+            text = _text(item).strip()
+            if len(text) >= 2:
+                state.sensitive.append(SensitiveValue(kind, text, where))
 
     def _remove(
         self,

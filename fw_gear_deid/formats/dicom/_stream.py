@@ -506,7 +506,9 @@ def _encode_dataset(
         or dataset.original_character_set != dataset._character_set
     ):
         return None
-    dataset_encoding = dataset.get("SpecificCharacterSet", parent_encoding)
+    # dataset.get("SpecificCharacterSet", parent_encoding), without the keyword look-up
+    charset = dataset._dict.get(0x00080005)
+    dataset_encoding = parent_encoding if charset is None else dataset[0x00080005].value
     parts = []
     elements = dataset._dict
     for tag in sorted(elements, key=int):
