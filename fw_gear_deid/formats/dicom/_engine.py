@@ -42,6 +42,7 @@ from fw_gear_deid.formats.dicom._raw import (
     plain_value,
     store_raw,
     store_raw_sequence,
+    tag_key,
 )
 from fw_gear_deid.formats.dicom._reader import read_sequence_value
 from fw_gear_deid.formats.dicom._rules import (
@@ -894,7 +895,7 @@ class DicomEngine:
                 return
             self._recurse(dataset, tag, path, state, child)
             return
-        before = plain_value(dataset._dict.get(tag), vr)
+        before = plain_value(dataset._dict.get(tag_key(tag)), vr)
         if before is UNDECODED:
             before = self._element(dataset, tag).value
         if action == P.EMPTY:

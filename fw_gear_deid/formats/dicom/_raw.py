@@ -88,11 +88,26 @@ def encode_plain(vr: str, value: Any) -> bytes | None:
     return text.encode("ascii")
 
 
+_KEYS: dict[int, BaseTag] = {}
+
+
+def tag_key(tag: int) -> BaseTag:
+    """One ``BaseTag`` per tag value (up to 65,536 of them): dict keys made by the reader and by
+    the engine are then the same object, and look-ups match on identity instead of calling
+    ``BaseTag.__eq__``, which is Python code."""
+    key = _KEYS.get(tag)
+    if key is None:
+        key = BaseTag(tag)
+        if len(_KEYS) < 65536:
+            _KEYS[tag] = key
+    return key
+
+
 def store_raw(dataset: Dataset, tag: int, vr: str, encoded: bytes) -> None:
     """``dataset[tag] = RawDataElement(...)`` holding ``encoded`` (explicit VR little endian
     flags; the value bytes are the same in every transfer syntax for text VRs); a public
     non-pixel tag goes straight into the element dict (all pydicom's ``__setitem__`` does)."""
-    key = BaseTag(tag)
+    key = tag_key(tag)
     raw = RawDataElement(key, vr, len(encoded), encoded, None, False, True)
     if (tag >> 16) & 1 or tag in _PIXEL_TAGS:
         dataset[key] = raw  # private creator look-up, pixel caches

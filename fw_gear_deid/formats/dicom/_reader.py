@@ -37,7 +37,7 @@ from pydicom.uid import (
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, STANDARD_VR
 from pydicom.values import convert_string
 
-from fw_gear_deid.formats.dicom._raw import plain_value
+from fw_gear_deid.formats.dicom._raw import plain_value, tag_key
 
 _TAG = struct.Struct("<HH")
 _ITEM_HEAD = struct.Struct("<HHL")
@@ -142,7 +142,7 @@ def _elements(
                     raise _NotFast
                 length = ul_at(data, offset + 8)[0]
                 start = offset + 12
-        key = BaseTag(tag)
+        key = tag_key(tag)
         if key in elements:
             raise _NotFast  # a repeated tag: pydicom's dictionary keeps the last one
         if length == _UNDEFINED:
