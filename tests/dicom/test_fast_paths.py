@@ -231,3 +231,20 @@ def test_values_of_a_removed_sequence_are_listed(implicit, keys, tmp_path):
     assert {("name", "DOE^JANE^Q"), ("id", "MRN-0042"), ("date", "19700101")} <= listed
     assert ("uid", "1.2.3.4.5.6.7") in listed
     assert ("name", "ROE^RICHARD") in listed
+
+
+@pytest.mark.parametrize(
+    ("vr", "data"),
+    [
+        ("UI", b" 1.2.3.4"),
+        ("UI", b"1.2.3.4\t\x00"),
+        ("UI", b"1.2\\ 3.4 "),
+        ("PN", b"DOE^JOHN=="),
+        ("PN", b"A=\\B"),
+    ],
+)
+def test_values_pydicom_would_normalise_are_left_to_it(vr, data):
+    raw = RawDataElement(
+        0x00080018 if vr == "UI" else 0x00100010, vr, len(data), data, 0, False, True
+    )
+    assert plain_value(raw, vr) is UNDECODED

@@ -187,3 +187,103 @@ def test_new_dataset_is_what_the_constructor_makes(implicit, encoding):
     for name, value in vars(ours).items():
         if isinstance(value, dict):
             assert value is not vars(other)[name], name
+
+
+def _be_element(tag: int, vr: str, value: bytes) -> bytes:
+    return struct.pack(">HH2sH", tag >> 16, tag & 0xFFFF, vr.encode(), len(value)) + value
+
+
+def _big_endian_file(syntax: bytes) -> bytes:
+    # 514-byte values: the length 0x0202 reads the same in either byte order, so a reader that
+    # takes the file for little endian does not stop at the lengths, it mis-reads every tag
+    pad = lambda value: value + b" " * (0x0202 - len(value))  # noqa: E731
+    body = (
+        _be_element(0x00100010, "PN", pad(b"DOE^JOHN"))
+        + _be_element(0x00100020, "LO", pad(b"MRN12345"))
+        + _be_element(0x00101000, "LO", pad(b"OTHERID998"))
+    )
+    return _part10(body, syntax)
+
+
+@pytest.mark.parametrize(
+    "syntax",
+    [b"1.2.840.10008.1.2.2\n", b" 1.2.840.10008.1.2.2", b"1.2.840.10008.1.2.2\t\x00", b"1.2.3.4.5"],
+)
+def test_a_syntax_not_written_exactly_is_left_to_pydicom(syntax, tmp_path, keys):
+    from fw_gear_deid.formats import DeidContext, build_handlers
+
+    data = _big_endian_file(syntax)
+    assert read_header(data, "x.dcm") is None
+    if syntax.strip() != b"1.2.840.10008.1.2.2":
+        return
+    # pydicom reads it as big endian (its UID strips white space): the identifiers go
+    src, dst = tmp_path / "src.dcm", tmp_path / "out.dcm"
+    src.write_bytes(data)
+    handler = build_handlers({"dicom": {"preset": "ps3.15-basic", "fields": []}}).match(
+        "x.dcm", b""
+    )
+    outcome = handler.deidentify(src, dst, DeidContext(keys=keys, subject="s", source_name="x"))
+    written = dst.read_bytes()
+    for planted in (b"MRN12345", b"OTHERID998", b"DOE^JOHN"):
+        assert planted not in written
+    assert {"DOE^JOHN", "MRN12345", "OTHERID998"} <= {value.value for value in outcome.sensitive}
+
+
+def test_an_unusable_character_set_is_left_to_pydicom():
+    body = b"\x08\x00\x05\x00CS\x0a\x00ISO_IR\x00100" + _PATIENT_NAME
+    assert read_header(_part10(body), "x.dcm") is None
+
+
+_ITEM_HEADER = struct.Struct("<HHL")
+
+
+def _item(body: bytes) -> bytes:
+    return _ITEM_HEADER.pack(0xFFFE, 0xE000, len(body)) + body
+
+
+def test_bytes_after_a_sequence_delimiter_never_reach_the_output(tmp_path, keys):
+    from fw_gear_deid.formats import DeidContext, build_handlers
+
+    code = b"\x08\x00\x00\x01SH\x08\x00C-111A1 "
+    hidden = b"\x10\x00\x10\x00PN\x0e\x00HIDDEN^PATIENT"
+    value = _item(code) + _ITEM_HEADER.pack(0xFFFE, 0xE0DD, 0) + _item(hidden)
+    # (0054,0016) Radiopharmaceutical Information Sequence: kept and walked by the preset
+    sequence = b"\x54\x00\x16\x00SQ\x00\x00" + struct.pack("<L", len(value)) + value
+    body = (
+        b"\x08\x00\x16\x00UI\x1a\x001.2.840.10008.5.1.4.1.1.7\x00"
+        + b"\x08\x00\x18\x00UI\x0c\x001.2.3.4.5.6\x00"
+        + _PATIENT_NAME
+        + sequence
+    )
+    src, dst = tmp_path / "src.dcm", tmp_path / "out.dcm"
+    src.write_bytes(_part10(body))
+    handler = build_handlers({"dicom": {"preset": "ps3.15-basic", "fields": []}}).match(
+        "x.dcm", b""
+    )
+    handler.deidentify(src, dst, DeidContext(keys=keys, subject="s", source_name="x"))
+    written = dst.read_bytes()
+    assert b"HIDDEN^PATIENT" not in written
+    assert b"C-111A1" in written  # the visible item is kept
+
+
+def test_an_odd_length_file_meta_value_is_padded_in_the_output(tmp_path, keys):
+    from fw_gear_deid.formats import DeidContext, build_handlers
+
+    url = b"http://example.org/x1"  # 21 bytes: (0002,0026) Source Presentation Address
+    extra = b"\x02\x00\x26\x00UR\x00\x00" + struct.pack("<L", len(url)) + url
+    syntax = b"1.2.840.10008.1.2.1\x00"
+    meta = b"\x02\x00\x10\x00UI" + struct.pack("<H", len(syntax)) + syntax + extra
+    src, dst = tmp_path / "src.dcm", tmp_path / "out.dcm"
+    src.write_bytes(b"\x00" * 128 + b"DICM" + meta + _PATIENT_NAME)
+    handler = build_handlers({"dicom": {"preset": "ps3.15-basic", "fields": []}}).match(
+        "x.dcm", b""
+    )
+    handler.deidentify(src, dst, DeidContext(keys=keys, subject="s", source_name="x.dcm"))
+    data = dst.read_bytes()
+    at = data.index(b"\x02\x00\x26\x00UR")
+    (length,) = struct.unpack_from("<L", data, at + 8)
+    assert (length, data[at + 12 : at + 12 + length]) == (22, url + b" ")
+    # the group length is the size of the rest of group 0002, as pydicom writes it
+    (group_length,) = struct.unpack_from("<L", data, 140)
+    assert struct.unpack_from("<H", data, 144 + group_length)[0] != 0x0002
+    assert at < 144 + group_length

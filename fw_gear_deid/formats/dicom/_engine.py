@@ -588,19 +588,24 @@ class DicomEngine:
     ) -> None:
         """Visit the items of a sequence; a sequence still raw is decoded on the side and put back
         into the dataset only if a visit changed something, so an untouched sequence keeps its
-        bytes (and is copied, not re-encoded, by the writer)."""
+        bytes (and is copied, not re-encoded, by the writer). Its bytes are kept only when the
+        header reader parsed all of them: a sequence pydicom converted, or one with bytes after
+        its delimiter (read by nobody, so never checked), is put back and re-encoded from the
+        items that were visited."""
         item = dataset._dict.get(tag)
         if isinstance(item, RawDataElement):
             elem = _sequence(dataset, item, dataset.original_character_set or None)
             stored = False
         else:
             elem, stored = dataset[tag], True
-        if elem.VR != "SQ" or not elem.value:
+        if elem.VR != "SQ":
             return
         mark = (len(state.changes), state.mutations)
-        for index, child in enumerate(elem.value):
+        for index, child in enumerate(elem.value or []):
             visit(child, index)
-        if not stored and (len(state.changes), state.mutations) != mark:
+        if not stored and (
+            getattr(elem, "needs_encoding", True) or (len(state.changes), state.mutations) != mark
+        ):
             dataset[tag] = elem
 
     # -- recording ---------------------------------------------------------------------------------

@@ -53,6 +53,10 @@ def plain_value(raw: Any, vr: str) -> Any:
         if pydicom.config.datetime_conversion and vr in ("DA", "DT", "TM"):
             return UNDECODED
         items = data.decode("ascii").rstrip(" \x00").split("\\")
+        if vr == "UI" and any(item != item.strip() for item in items):
+            return UNDECODED  # pydicom's UID strips every kind of white space
+        if vr == _PN and any(item.endswith("=") for item in items):
+            return UNDECODED  # PersonName drops empty trailing component groups
     return items[0] if len(items) == 1 else items
 
 

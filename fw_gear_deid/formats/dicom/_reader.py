@@ -15,6 +15,7 @@ import struct
 import warnings
 from typing import Any
 
+from pydicom._uid_dict import UID_dictionary
 from pydicom.charset import convert_encodings, default_encoding
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import (
@@ -29,10 +30,9 @@ from pydicom.filereader import read_sequence
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 from pydicom.uid import (
-    DeflatedExplicitVRLittleEndian,
+    UID,
     ExplicitVRBigEndian,
     ImplicitVRLittleEndian,
-    PrivateTransferSyntaxes,
 )
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, STANDARD_VR
 from pydicom.values import convert_string
@@ -48,9 +48,17 @@ _SHORT_VRS = {str(vr).encode(): str(vr) for vr in STANDARD_VR if vr not in EXPLI
 _PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
 _UNDEFINED = 0xFFFFFFFF
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
-#: Transfer syntaxes pydicom itself reads in another way (or that we leave to it).
-_NOT_FAST = frozenset(
-    {ExplicitVRBigEndian, DeflatedExplicitVRLittleEndian, *map(str, PrivateTransferSyntaxes)}
+#: The transfer syntaxes read here, exactly as written (no white space: pydicom's UID strips it,
+#: and a big-endian syntax with a stray newline must not pass for little endian): the standard
+#: little-endian ones, not deflated. Any other value (private, unknown, big endian) goes to pydicom.
+_FAST_SYNTAXES = frozenset(
+    uid
+    for uid, entry in UID_dictionary.items()
+    if entry[1] == "Transfer Syntax"
+    and UID(uid).is_little_endian
+    and not UID(uid).is_deflated
+    and uid != ExplicitVRBigEndian
+    and "Deflate" not in entry[0]  # the JPIP deflate syntaxes too
 )
 
 
@@ -67,7 +75,7 @@ def read_header(data: bytes, name: str) -> tuple[FileDataset, int] | None:
         meta_elements, offset = _elements(data, 132, implicit=False, meta=True)
         meta = FileMetaDataset(meta_elements)
         syntax = plain_value(meta_elements.get(0x00020010), "UI")
-        if not isinstance(syntax, str) or not syntax or syntax in _NOT_FAST:
+        if syntax not in _FAST_SYNTAXES:
             return None
         implicit = syntax == ImplicitVRLittleEndian
         if offset < len(data) and _looks_explicit(data, offset) == implicit:
@@ -78,11 +86,14 @@ def read_header(data: bytes, name: str) -> tuple[FileDataset, int] | None:
     if not elements:
         return None
     charset = elements.get(0x00080005)
-    if charset is not None:
-        value = convert_raw_data_element(charset).value
-        encoding = convert_encodings(value)
-    else:
-        encoding = default_encoding
+    try:
+        encoding = (
+            convert_encodings(convert_raw_data_element(charset).value)
+            if charset is not None
+            else default_encoding
+        )
+    except Exception:  # an unusable character set: pydicom reads (and reports) it
+        return None
     dataset = new_dataset(elements, default_encoding, implicit, encoding)
     result = FileDataset(name, dataset, data[:128], meta, implicit, True)
     result.set_original_encoding(implicit, True, dataset._character_set)
@@ -156,7 +167,10 @@ def _elements(
         value = data[start:stop] if length else empty_value_for_VR(vr, raw=True)  # as pydicom
         elements[key] = RawDataElement(key, vr, length, value, start, implicit, True)
         if tag == 0x00080005:
-            encoding = convert_encodings(convert_string(value or b"", True))
+            try:
+                encoding = convert_encodings(convert_string(value or b"", True))
+            except Exception:  # an unusable character set: pydicom reads (and reports) it
+                raise _NotFast from None
         offset = stop
     if (meta or item) and (offset >= size if meta else end is None or offset != end):
         raise _NotFast  # file meta only; an item without its delimiter or running past its end
@@ -204,6 +218,7 @@ def read_sequence_value(raw: RawDataElement, encoding: Any) -> DataElement | Non
         parent_encoding = [parent_encoding]  # as pydicom's convert_value
     offset = raw.value_tell or 0
     items = []
+    hidden = False
     position, size = 0, len(value)
     try:
         while position < size:
@@ -212,6 +227,8 @@ def read_sequence_value(raw: RawDataElement, encoding: Any) -> DataElement | Non
             group, number, length = _ITEM_HEAD.unpack_from(value, position)
             tag = group << 16 | number
             if tag == _SEQUENCE_END:
+                if position + 8 != size:
+                    hidden = True  # bytes after the delimiter: nobody reads them, so drop them
                 break
             if tag != _ITEM:
                 raise _NotFast
@@ -244,7 +261,9 @@ def read_sequence_value(raw: RawDataElement, encoding: Any) -> DataElement | Non
         return None
     sequence = Sequence(items)
     sequence.is_undefined_length = False
-    return DataElement(raw.tag, "SQ", sequence, raw.value_tell, False, already_converted=True)
+    element = DataElement(raw.tag, "SQ", sequence, raw.value_tell, False, already_converted=True)
+    element.needs_encoding = hidden  # type: ignore[attr-defined]
+    return element
 
 
 #: The attributes ``Dataset()`` sets that are not containers (those are made fresh per dataset).

@@ -545,7 +545,13 @@ def _encode_file_meta(meta: FileMetaDataset) -> bytes:
             continue
         elem = meta._dict[tag]
         encoded = None
-        if type(elem) is RawDataElement and elem.is_little_endian and not elem.is_implicit_VR:
+        if (
+            type(elem) is RawDataElement
+            and elem.is_little_endian
+            and not elem.is_implicit_VR
+            and elem.VR != "UN"  # pydicom gives it its dictionary VR
+            and not len(elem.value or b"") % 2  # pydicom pads an odd length
+        ):
             encoded = _encode_raw(elem, True, False)
         if encoded is None:
             body = DicomBytesIO()
