@@ -311,7 +311,6 @@ def run_process(argv: list[str], env: dict[str, str], scratch: Path, timeout: fl
 # -- the run ---------------------------------------------------------------------------------------------
 
 
-@dataclass
 def _read_through(folder: Path) -> None:
     """Read every file under ``folder`` once (into the page cache), 8 MiB at a time."""
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
@@ -320,6 +319,7 @@ def _read_through(folder: Path) -> None:
                 pass
 
 
+@dataclass
 class Corpus:
     name: str
     path: Path
