@@ -515,15 +515,18 @@ class DicomEngine:
         creators: list[int] = []
         has_rules = bool(self.rules)
         preset = self.preset
+        remove_undefined = self.remove_undefined
+        decisions = self._preset_decisions
+        remove, keep, references = P.REMOVE, P.KEEP, P.REFERENCES
         # ``key`` is the dict's own BaseTag (identity makes dataset look-ups cheap); ``tag`` the
         # int used for our own sets and dicts (BaseTag's Python-level __eq__ is slow there).
         for key, raw in list(dataset._dict.items()):
             tag = int(key)
             if tag & 0xFFFF == 0 and tag >> 16 > 2:
                 continue  # group lengths: pydicom does not write them
-            if tag in _PROVENANCE_TAGS and not path:
+            if not path and tag in _PROVENANCE_TAGS:
                 continue  # rewritten by Provenance
-            private = _is_private(tag)
+            private = (tag >> 16) & 1
             if private and 0x10 <= tag & 0xFFFF <= 0xFF:
                 creators.append(tag)
                 continue
@@ -534,8 +537,10 @@ class DicomEngine:
                         kept_blocks.add((tag >> 16, (tag & 0xFFFF) >> 8))
                     self._apply_rules(dataset, tag, path, rules, state)
                     continue
-            vr = self._vr(dataset, tag, raw)
-            if self.remove_undefined:
+            vr = raw.VR
+            if type(vr) is not str or not vr or vr == "UN":  # implicit, UN, an enum: the slow way
+                vr = self._vr(dataset, tag, raw)
+            if remove_undefined:
                 if vr == "SQ" and any(r.could_match_inside(len(path)) for r in self.rules):
                     self._recurse(dataset, tag, path, state, mode)
                 else:
@@ -550,12 +555,12 @@ class DicomEngine:
                     self._recurse(dataset, tag, path, state, mode)
                 continue
             if preset is not None:
-                action = self._preset_decisions.get((tag, vr, mode))
+                action = decisions.get((tag, vr, mode))
                 if action is None:
                     action = self._preset_decision(tag, vr, mode)
-                if action == P.REMOVE:
+                if action == remove:
                     self._remove(dataset, key, path, "preset:X", state, vr)
-                elif vr == "SQ" or (action != P.KEEP and action != P.REFERENCES):
+                elif vr == "SQ" or (action != keep and action != references):
                     self._apply_preset(dataset, tag, vr, path, state, mode, action)
             elif vr == "SQ" and self._descend(path):
                 self._recurse(dataset, tag, path, state, mode)
