@@ -431,6 +431,7 @@ class _Exporter:
             chain_sensitive=self._chain_sensitive(item),
             residual_check=self.job.residual_check and not opted_out,
             hash_output=self._hash_in_worker,
+            sync_output=self._hash_in_worker,  # the same case: local destination, N workers
         )
 
     def _finish(self, item: _Item, result: TaskResult) -> None:
@@ -496,6 +497,7 @@ class _Exporter:
         )
         if isinstance(self.dest, LocalStore) and result.output_path == item.out_path:
             known["move"] = True  # our scratch output (never an opted-out source file): rename it
+            known["synced"] = result.synced
         written = self.dest.write_file(
             container,
             name,

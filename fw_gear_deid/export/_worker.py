@@ -8,6 +8,7 @@ Sensitive source values stay inside the worker: only paths, actions and hit kind
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,9 @@ class Task:
     #: Hash the output here (a worker process, in parallel with the others). False where nothing
     #: would use the digest, or where the store hashes it while the output is fsynced (``--jobs 1``).
     hash_output: bool = True
+    #: fsync the output here too (workers in parallel): a local store then only renames it, and
+    #: its one writer thread is not the bottleneck of a ``--jobs N`` run.
+    sync_output: bool = False
 
 
 @dataclass
@@ -61,6 +65,8 @@ class TaskResult:
     output_name: str = ""
     output_path: str = ""
     sha256: str = ""
+    #: The output's content is on disk (fsynced by the worker).
+    synced: bool = False
     changes: list[tuple[str, str]] = field(default_factory=list)
     hits: list[tuple[str, str]] = field(default_factory=list)
 
@@ -210,4 +216,8 @@ def _process(task: Task) -> TaskResult:
             return result
     if task.hash_output:
         result.sha256 = _sha256(dst)
+    if task.sync_output:
+        with open(dst, "rb") as stream:
+            os.fsync(stream.fileno())
+        result.synced = True
     return result

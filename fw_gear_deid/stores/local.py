@@ -586,19 +586,21 @@ class LocalStore(Store):
         *,
         sha256: str | None = None,
         move: bool = False,
+        synced: bool = False,
     ) -> WriteResult:
         """See :meth:`Store.write_file`; ``sha256`` is the hex digest of ``path`` when the caller
         already has it (the export worker hashes its output), else it is computed here. With
         ``move`` the caller gives ``path`` up (a file in :meth:`scratch_dir`): on the destination's
-        file system it is fsynced and renamed into place, not copied; elsewhere it is copied."""
+        file system it is fsynced and renamed into place, not copied; elsewhere it is copied.
+        ``synced``: the caller fsynced ``path`` already (an export worker), so a move only renames."""
         self._check_writable()
         if not name or "/" in name or "\\" in name or name.startswith(".") or name == PROFILE_NAME:
             raise StoreError(f"{name!r}: not a valid destination file name")
         folder = self._dir(container.id)
         info = os.stat(path)
         moved = move and info.st_dev == os.stat(folder).st_dev
-        synced = False
-        if moved and not sha256 and info.st_size >= _OVERLAP_BYTES:
+        synced = synced and moved
+        if moved and not synced and not sha256 and info.st_size >= _OVERLAP_BYTES:
             # Hash while the kernel writes the content out: both release the GIL, and both are
             # needed (the digest for the sidecar and `unchanged`, the fsync before the rename).
             syncing = ThreadPoolExecutor(1, thread_name_prefix="deid-fsync")

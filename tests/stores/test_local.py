@@ -322,3 +322,25 @@ def test_a_moved_file_is_hashed_while_fsynced_and_its_digest_recorded(tmp_path, 
         assert dest.write_file(dest.location, "f.dcm", out, meta, "replace", move=True).action == (
             "unchanged"
         )
+
+
+def test_a_scratch_output_the_caller_fsynced_is_renamed_without_a_second_fsync(
+    tmp_path, monkeypatch
+):
+    from fw_gear_deid.stores import local
+
+    dest = open_store(str(tmp_path / "proj"), read_only=False, create=True)
+    subject = dest.ensure_child(dest.location, "subject", "origin-s", ContainerMeta("S1"))
+    meta = FileMeta(type="dicom", info=with_origin({}, "file-o"))
+    synced_here: list[str] = []
+    monkeypatch.setattr(local, "_fsync_file", lambda path: synced_here.append(Path(path).name))
+    with dest.scratch_dir() as scratch:
+        for name, synced in (("a.dcm", True), ("b.dcm", False)):
+            out = scratch / f"{name}.out"
+            out.write_bytes(b"payload " + name.encode())
+            inode = out.stat().st_ino
+            result = dest.write_file(subject, name, out, meta, "replace", move=True, synced=synced)
+            final = dest.container_dir(subject) / name
+            assert (result.action, final.stat().st_ino) == ("written", inode)
+            assert final.read_bytes() == b"payload " + name.encode()
+    assert synced_here == ["b.dcm.out"]  # only the one the caller had not fsynced
