@@ -55,3 +55,35 @@ def preset_handler() -> DicomHandler:
 @pytest.fixture
 def out(tmp_path: Path) -> Path:
     return tmp_path / "out.dcm"
+
+
+def reference_text_values(dataset, prefix=""):
+    """The reference for ``iter_text_values``: every element converted by pydicom first (as it was
+    before it skipped numeric/binary raw elements and read plain values from their bytes)."""
+    from fw_gear_deid.formats.dicom._engine import NUMERIC_VRS, _values_of
+
+    for elem in dataset:
+        where = f"{prefix}{elem.keyword or f'({elem.tag.group:04X},{elem.tag.element:04X})'}"
+        try:
+            value = elem.value
+        except Exception:  # an undecodable value has no text to scan
+            continue
+        if elem.VR == "SQ":
+            for index, item in enumerate(value or []):
+                yield from reference_text_values(item, f"{where}.{index}.")
+            continue
+        if value is None:
+            continue
+        if isinstance(value, bytes):
+            if elem.tag.group == 0x7FE0 or elem.VR in ("OW", "OF", "OD", "OL", "OV"):
+                continue
+            text = value.decode("latin-1", "replace")
+            if sum(ch.isprintable() for ch in text) >= 0.9 * len(text) and text.strip("\x00 "):
+                yield where, text
+            continue
+        if elem.VR in NUMERIC_VRS:
+            continue
+        for item in _values_of(value):
+            text = str(item)
+            if text:
+                yield where, text

@@ -427,37 +427,6 @@ def test_outcome_text_values_are_what_text_values_reads_from_the_output(tmp_path
     assert handler.deidentify(good, None, ctx).text_values is None  # preview: nothing written
 
 
-def _reference_text_values(dataset, prefix=""):
-    """iter_text_values as it was before it skipped numeric/binary raw elements unconverted."""
-    from fw_gear_deid.formats.dicom._engine import NUMERIC_VRS, _values_of
-
-    for elem in dataset:
-        where = f"{prefix}{elem.keyword or f'({elem.tag.group:04X},{elem.tag.element:04X})'}"
-        try:
-            value = elem.value
-        except Exception:  # an undecodable value has no text to scan
-            continue
-        if elem.VR == "SQ":
-            for index, item in enumerate(value or []):
-                yield from _reference_text_values(item, f"{where}.{index}.")
-            continue
-        if value is None:
-            continue
-        if isinstance(value, bytes):
-            if elem.tag.group == 0x7FE0 or elem.VR in ("OW", "OF", "OD", "OL", "OV"):
-                continue
-            text = value.decode("latin-1", "replace")
-            if sum(ch.isprintable() for ch in text) >= 0.9 * len(text) and text.strip("\x00 "):
-                yield where, text
-            continue
-        if elem.VR in NUMERIC_VRS:
-            continue
-        for item in _values_of(value):
-            text = str(item)
-            if text:
-                yield where, text
-
-
 def _texts(function, path):
     from fw_gear_deid.formats.dicom._stream import read_source
 
@@ -484,10 +453,10 @@ def test_iter_text_values_skips_only_what_it_skipped_after_converting(tmp_path):
 
     from fw_gear_deid.formats.dicom._engine import iter_text_values
 
-    from .conftest import corpus_files
+    from .conftest import corpus_files, reference_text_values
 
     for path in corpus_files():
-        assert _texts(iter_text_values, path) == _texts(_reference_text_values, path), path.name
+        assert _texts(iter_text_values, path) == _texts(reference_text_values, path), path.name
     # a numeric value of a wrong length is still converted (and so still fails, as before)
     from pydicom.dataset import Dataset
 
@@ -499,7 +468,7 @@ def test_iter_text_values_skips_only_what_it_skipped_after_converting(tmp_path):
     except Exception as error:
         new = [("raised", type(error).__name__)]
     try:
-        old = list(_reference_text_values(dataset))
+        old = list(reference_text_values(dataset))
     except Exception as error:
         old = [("raised", type(error).__name__)]
     assert new == old
