@@ -35,9 +35,11 @@ from fw_gear_deid.actions import REMOVE, ActionError, FieldAction, hashuid_for
 from fw_gear_deid.formats._base import DeidContext, FieldChange, SensitiveValue
 from fw_gear_deid.formats.dicom import _preset as P
 from fw_gear_deid.formats.dicom._raw import (
+    PIXEL_TAGS,
     UNDECODED,
     encode_items,
     encode_plain,
+    implicit_vr,
     peek_value,
     plain_value,
     store_raw,
@@ -77,7 +79,6 @@ _SENSITIVE_SKIP_VRS = frozenset({"DS", "IS", "AS", "TM", "CS", "US", "SS", "UL",
 #: VRs whose removed or replaced values are not listed for the residual gate.
 _NOT_LISTED_VRS = _SENSITIVE_SKIP_VRS | BINARY_VRS | {"SQ"}
 _PROVENANCE_TAGS = frozenset({0x00120062, 0x00120063, 0x00120064, 0x00280303})
-_PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
 #: The residual-gate kind of a (VR, keyword): a pure function, asked for every listed value.
 _sensitive_kind = lru_cache(maxsize=4096)(sensitive_kind)
 
@@ -655,7 +656,7 @@ class DicomEngine:
                     if type(raw) is RawDataElement:
                         # a plain ASCII value read from its bytes: what converting it would give
                         tag = int(key)
-                        vr = raw.VR if raw.VR is not None else _implicit_vr(tag)
+                        vr = raw.VR if raw.VR is not None else implicit_vr(tag)
                         value = plain_value(raw, vr) if vr is not None else UNDECODED
                         if value is not UNDECODED:
                             self._list_nested(tag, vr, value, item_path, state)
@@ -713,7 +714,7 @@ class DicomEngine:
             value = None
         if vr in ("DA", "DT") and value:
             state.dates_removed = True
-        if tag in _PIXEL_TAGS or (_is_private(tag) and 0x10 <= tag & 0xFFFF <= 0xFF):
+        if tag in PIXEL_TAGS or (_is_private(tag) and 0x10 <= tag & 0xFFFF <= 0xFF):
             del dataset[tag]  # pydicom also resets its pixel array / private block caches
         else:
             del dataset._dict[key]  # what ``del dataset[tag]`` does for any other tag
@@ -1198,21 +1199,13 @@ def _element_keyword(tag: int) -> str:
     return dictionary_keyword(tag) if dictionary_has_tag(tag) else ""
 
 
-@lru_cache(maxsize=8192)
-def _implicit_vr(tag: int) -> str | None:
-    """The dictionary VR pydicom gives an implicit-VR public element (None: pydicom decides)."""
-    if _is_private(tag) or not dictionary_has_tag(tag):
-        return None
-    return dictionary_VR(tag)
-
-
 def iter_text_values(dataset: Dataset, prefix: str = "") -> Iterator[tuple[str, str]]:
     """Every text value of a dataset, nested ones included, as (element path, text)."""
     elements = dataset._dict
     for tag in sorted(elements, key=int):
         raw = elements[tag]
         if type(raw) is RawDataElement:
-            vr = raw.VR if raw.VR is not None else _implicit_vr(int(tag))
+            vr = raw.VR if raw.VR is not None else implicit_vr(int(tag))
             # what the checks below skip after converting, skipped without converting (same result)
             size = _NOT_TEXT_RAW_VRS.get(vr)  # type: ignore[arg-type]
             if size is not None and (raw.value is None or len(raw.value) % size == 0):

@@ -11,9 +11,11 @@ conversion could change, numbers) is left to pydicom.
 from __future__ import annotations
 
 import struct
+from functools import lru_cache
 from typing import Any
 
 import pydicom.config
+from pydicom.datadict import dictionary_has_tag, dictionary_VR
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
@@ -28,7 +30,8 @@ _TEXT_VRS = frozenset({"LO", "SH", "UC"})  # split, then each value's padding st
 _PN = "PN"  # padding stripped, then split (PersonName objects whose str() is the text)
 _DECODED_VRS = _STRING_VRS | _TEXT_VRS | {_PN}
 _ESC = 0x1B  # ISO 2022 escape: 7-bit bytes that are not ASCII text
-_PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
+#: Pixel Data, Float Pixel Data, Double Float Pixel Data.
+PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
 
 
 def plain_value(raw: Any, vr: str) -> Any:
@@ -95,6 +98,14 @@ def encode_plain(vr: str, value: Any) -> bytes | None:
 _KEYS: dict[int, BaseTag] = {}
 
 
+@lru_cache(maxsize=8192)
+def implicit_vr(tag: int) -> str | None:
+    """The dictionary VR pydicom gives an implicit-VR public element (None: pydicom decides)."""
+    if (tag >> 16) & 1 or not dictionary_has_tag(tag):
+        return None
+    return dictionary_VR(tag)
+
+
 def tag_key(tag: int) -> BaseTag:
     """One ``BaseTag`` per tag value (up to 65,536 of them): dict keys made by the reader and by
     the engine are then the same object, and look-ups match on identity instead of calling
@@ -113,19 +124,19 @@ def store_raw(dataset: Dataset, tag: int, vr: str, encoded: bytes) -> None:
     non-pixel tag goes straight into the element dict (all pydicom's ``__setitem__`` does)."""
     key = tag_key(tag)
     raw = RawDataElement(key, vr, len(encoded), encoded, None, False, True)
-    if (tag >> 16) & 1 or tag in _PIXEL_TAGS:
+    if (tag >> 16) & 1 or tag in PIXEL_TAGS:
         dataset[key] = raw  # private creator look-up, pixel caches
     else:
         dataset._dict[key] = raw
 
 
-_HEAD_IMPLICIT = {True: struct.Struct("<HHL"), False: struct.Struct(">HHL")}
+HEAD_IMPLICIT = {True: struct.Struct("<HHL"), False: struct.Struct(">HHL")}
 _HEAD_SHORT = {True: struct.Struct("<HH2sH"), False: struct.Struct(">HH2sH")}
-_HEAD_LONG = {True: struct.Struct("<HH2sHL"), False: struct.Struct(">HH2sHL")}
+HEAD_LONG = {True: struct.Struct("<HH2sHL"), False: struct.Struct(">HH2sHL")}
 _VR_LONG = frozenset(str(vr) for vr in EXPLICIT_VR_LENGTH_32)
 _VR_ALL = frozenset(str(vr) for vr in STANDARD_VR)
-_ITEM = {True: b"\xfe\xff\x00\xe0", False: b"\xff\xfe\xe0\x00"}
-_UL = {True: struct.Struct("<L"), False: struct.Struct(">L")}
+ITEM_TAG = {True: b"\xfe\xff\x00\xe0", False: b"\xff\xfe\xe0\x00"}
+UL = {True: struct.Struct("<L"), False: struct.Struct(">L")}
 
 
 def encode_element(tag: int, vr: str, value: bytes, little: bool, implicit: bool) -> bytes | None:
@@ -134,11 +145,11 @@ def encode_element(tag: int, vr: str, value: bytes, little: bool, implicit: bool
     64 KiB)."""
     size = len(value)
     if implicit:
-        return _HEAD_IMPLICIT[little].pack(tag >> 16, tag & 0xFFFF, size) + value
+        return HEAD_IMPLICIT[little].pack(tag >> 16, tag & 0xFFFF, size) + value
     if vr not in _VR_ALL:
         return None
     if vr in _VR_LONG:
-        return _HEAD_LONG[little].pack(tag >> 16, tag & 0xFFFF, vr.encode(), 0, size) + value
+        return HEAD_LONG[little].pack(tag >> 16, tag & 0xFFFF, vr.encode(), 0, size) + value
     if size > 0xFFFF:
         return None
     return _HEAD_SHORT[little].pack(tag >> 16, tag & 0xFFFF, vr.encode(), size) + value
@@ -162,7 +173,7 @@ def encode_items(
                 return None
             body.append(element)
         content = b"".join(body)
-        parts += [_ITEM[little], _UL[little].pack(len(content)), content]
+        parts += [ITEM_TAG[little], UL[little].pack(len(content)), content]
     return b"".join(parts)
 
 

@@ -17,7 +17,6 @@ from typing import Any
 
 from pydicom._uid_dict import UID_dictionary
 from pydicom.charset import convert_encodings, default_encoding
-from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import (
     DataElement,
     RawDataElement,
@@ -37,7 +36,7 @@ from pydicom.uid import (
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, STANDARD_VR
 from pydicom.values import convert_string
 
-from fw_gear_deid.formats.dicom._raw import plain_value, tag_key
+from fw_gear_deid.formats.dicom._raw import PIXEL_TAGS, implicit_vr, plain_value, tag_key
 
 _TAG = struct.Struct("<HH")
 _ITEM_HEAD = struct.Struct("<HHL")
@@ -45,7 +44,6 @@ _US = struct.Struct("<H")
 _UL = struct.Struct("<L")
 _LONG_VRS = {str(vr).encode(): str(vr) for vr in EXPLICIT_VR_LENGTH_32}
 _SHORT_VRS = {str(vr).encode(): str(vr) for vr in STANDARD_VR if vr not in EXPLICIT_VR_LENGTH_32}
-_PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
 _UNDEFINED = 0xFFFFFFFF
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 #: The transfer syntaxes read here, exactly as written (no white space: pydicom's UID strips it,
@@ -131,7 +129,7 @@ def _elements(
         if meta and group != 0x0002:
             break
         tag = group << 16 | number
-        if tag in _PIXEL_TAGS and not item:
+        if tag in PIXEL_TAGS and not item:
             return elements, offset
         if item and tag == _ITEM_END and end is None:
             return elements, offset + 8
@@ -157,7 +155,7 @@ def _elements(
         if key in elements:
             raise _NotFast  # a repeated tag: pydicom's dictionary keeps the last one
         if length == _UNDEFINED:
-            if meta or (vr if vr is not None else _implicit_vr(tag)) != "SQ":
+            if meta or (vr if vr is not None else implicit_vr(tag)) != "SQ":
                 raise _NotFast  # undefined-length UN/OB, private or unknown tags: pydicom
             elements[key], offset = _undefined_length_sequence(key, data, start, implicit, encoding)
             continue
@@ -175,13 +173,6 @@ def _elements(
     if (meta or item) and (offset >= size if meta else end is None or offset != end):
         raise _NotFast  # file meta only; an item without its delimiter or running past its end
     return elements, offset
-
-
-def _implicit_vr(tag: int) -> str | None:
-    try:
-        return dictionary_VR(tag)
-    except KeyError:
-        return None
 
 
 def _undefined_length_sequence(

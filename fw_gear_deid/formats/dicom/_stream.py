@@ -34,7 +34,17 @@ from pydicom.uid import (
 
 from fw_gear_deid import __version__
 from fw_gear_deid.errors import MalformedFileError
-from fw_gear_deid.formats.dicom._raw import encode_element, encode_plain, peek_value, store_raw
+from fw_gear_deid.formats.dicom._raw import (
+    HEAD_IMPLICIT,
+    HEAD_LONG,
+    ITEM_TAG,
+    PIXEL_TAGS,
+    UL,
+    encode_element,
+    encode_plain,
+    peek_value,
+    store_raw,
+)
 from fw_gear_deid.formats.dicom._reader import read_header
 
 #: Implementation Class UID written in the file meta of every output (keyed on nothing: a constant
@@ -45,12 +55,9 @@ IMPLEMENTATION_VERSION_NAME = f"FWGEARDEID_{__version__}"[:16]
 _CHUNK = 1 << 20
 #: Files up to this size are read whole (and parsed by ``_reader`` when it can).
 _IN_MEMORY = 8 << 20
-_PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
 _LONG_VRS = frozenset({b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UC", b"UR", b"UT", b"UN"})
 _ITEM = 0xFFFEE000
 _SEQ_DELIMITER = 0xFFFEE0DD
-_HEAD_IMPLICIT = {True: struct.Struct("<HHL"), False: struct.Struct(">HHL")}
-_HEAD_LONG = {True: struct.Struct("<HH2sHL"), False: struct.Struct(">HH2sHL")}
 # Past this size a trailing region (after pixel data) is refused rather than read into memory.
 _MAX_TRAILING = 64 << 20
 
@@ -211,7 +218,7 @@ def _locate_pixels(handle: BinaryIO, label: str, source: SourceFile, start: int,
         raise MalformedFileError(label, "truncated before the pixel data element")
     group, element = struct.unpack(endian + "HH", header[:4])
     tag = group << 16 | element
-    if tag not in _PIXEL_TAGS:
+    if tag not in PIXEL_TAGS:
         raise MalformedFileError(
             label, f"unexpected element ({group:04X},{element:04X}) at {start}"
         )
@@ -456,15 +463,13 @@ def _encode_raw(elem: RawDataElement, little: bool, implicit: bool) -> bytes | N
     as pydicom's ``write_data_element`` writes it (tag, VR, length, value as is); None when pydicom
     must write it (undefined length, deferred value, unknown VR, a short-VR value over 64 KiB)."""
     value = elem.value
-    if type(value) is not bytes or elem.length == 0xFFFFFFFF or elem.tag in _PIXEL_TAGS:
+    if type(value) is not bytes or elem.length == 0xFFFFFFFF or elem.tag in PIXEL_TAGS:
         return None
     return encode_element(elem.tag, elem.VR, value, little, implicit)
 
 
-_ITEM_TAG_BYTES = {True: b"\xfe\xff\x00\xe0", False: b"\xff\xfe\xe0\x00"}
 _ITEM_END = {True: b"\xfe\xff\x0d\xe0\x00\x00\x00\x00", False: b"\xff\xfe\xe0\x0d\x00\x00\x00\x00"}
 _SEQ_END = {True: b"\xfe\xff\xdd\xe0\x00\x00\x00\x00", False: b"\xff\xfe\xe0\xdd\x00\x00\x00\x00"}
-_UL = {True: struct.Struct("<L"), False: struct.Struct(">L")}
 
 
 def _encode_sequence(
@@ -480,8 +485,8 @@ def _encode_sequence(
         if body is None:
             return None
         undefined = getattr(item, "is_undefined_length_sequence_item", False)
-        parts.append(_ITEM_TAG_BYTES[little])
-        parts.append(_UL[little].pack(0xFFFFFFFF if undefined else len(body)))
+        parts.append(ITEM_TAG[little])
+        parts.append(UL[little].pack(0xFFFFFFFF if undefined else len(body)))
         parts.append(body)
         if undefined:
             parts.append(_ITEM_END[little])
@@ -490,9 +495,9 @@ def _encode_sequence(
     length = 0xFFFFFFFF if undefined else len(content)
     tag = elem.tag
     if implicit:
-        head = _HEAD_IMPLICIT[little].pack(tag >> 16, tag & 0xFFFF, length)
+        head = HEAD_IMPLICIT[little].pack(tag >> 16, tag & 0xFFFF, length)
     else:
-        head = _HEAD_LONG[little].pack(tag >> 16, tag & 0xFFFF, b"SQ", 0, length)
+        head = HEAD_LONG[little].pack(tag >> 16, tag & 0xFFFF, b"SQ", 0, length)
     return head + content + (_SEQ_END[little] if undefined else b"")
 
 
