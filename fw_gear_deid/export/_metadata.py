@@ -280,6 +280,25 @@ def _section(
     return (top.get(kind) or {}), top
 
 
+def _rules(
+    section: Mapping[str, Any],
+    top: Mapping[str, Any],
+    keys: Keys,
+    subject_key: str,
+    profile_data: Mapping[str, Any],
+    date_offset: int | None,
+) -> _Rules:
+    """The rules of one ``flywheel.<type>`` section, with the profile's salt and date offset."""
+    return _Rules(
+        section,
+        top,
+        keys,
+        subject_key,
+        profile_data.get("salt"),
+        _offset(profile_data, date_offset),
+    )
+
+
 def _offset(profile_data: Mapping[str, Any], date_offset: int | None) -> float | None:
     """The subject's date offset for metadata when the ``flywheel:`` section sets none: the DICOM
     section's ``date-increment`` (often rendered from the mapping CSV), so container dates move with
@@ -318,14 +337,7 @@ def container_metadata(
         out.update({k: v for k, v in record.items() if k not in EXPLICIT_ONLY})
     changes: list[FieldChange] = []
     sensitive: list[SensitiveValue] = []
-    rules = _Rules(
-        section,
-        top,
-        keys,
-        subject_key,
-        profile_data.get("salt"),
-        _offset(profile_data, date_offset),
-    )
+    rules = _rules(section, top, keys, subject_key, profile_data, date_offset)
     _run_rules(kind, record, out, section, rules, changes, sensitive)
 
     label_ruled = any(change.path == f"{kind}.label" for change in changes)
@@ -378,14 +390,7 @@ def file_metadata(
     changes: list[FieldChange] = []
     sensitive: list[SensitiveValue] = []
     if not opted_out:
-        rules = _Rules(
-            section,
-            top,
-            keys,
-            subject_key,
-            profile_data.get("salt"),
-            _offset(profile_data, date_offset),
-        )
+        rules = _rules(section, top, keys, subject_key, profile_data, date_offset)
         _run_rules("file", record, out, section, rules, changes, sensitive)
     info_flat = {k: v for k, v in out.items() if k.startswith("info.")}
     nested_info = _unflatten(info_flat).get("info", {}) if info_flat else {}
