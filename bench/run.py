@@ -233,19 +233,27 @@ class Sample:
     stderr_tail: str
 
 
-def _tree_rss(pid: int, skip_root: bool = False) -> int:
-    """Summed RSS of ``pid`` and its descendants (without ``pid`` itself when it is GNU time)."""
-    import psutil
+_PAGE = os.sysconf("SC_PAGE_SIZE")
 
-    try:
-        root = psutil.Process(pid)
-        procs = root.children(recursive=True) + ([] if skip_root else [root])
-    except psutil.Error:
-        return 0
+
+def _tree_rss(pid: int, skip_root: bool = False) -> int:
+    """Summed RSS of ``pid`` and its descendants (without ``pid`` itself when it is GNU time).
+
+    Read from the kernel's own child lists (``/proc/P/task/T/children``) and ``statm``: about
+    25 µs a sample. psutil's ``children()`` reads every process's ``stat`` to find them (~0.6 ms),
+    CPU taken from the cores the contestant is being timed on.
+    """
     total = 0
-    for proc in procs:
-        with contextlib.suppress(psutil.Error):
-            total += proc.memory_info().rss
+    stack = [(pid, skip_root)]
+    while stack:
+        proc, skip = stack.pop()
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            if not skip:
+                with open(f"/proc/{proc}/statm", "rb") as handle:
+                    total += int(handle.read().split()[1]) * _PAGE
+            for task in os.listdir(f"/proc/{proc}/task"):
+                with open(f"/proc/{proc}/task/{task}/children", "rb") as handle:
+                    stack.extend((int(child), False) for child in handle.read().split())
     return total
 
 
@@ -268,7 +276,7 @@ def run_process(argv: list[str], env: dict[str, str], scratch: Path, timeout: fl
         done = threading.Event()
 
         def sample() -> None:
-            # every 50 ms (~0.6 ms of CPU each): the runner shares the cores with the contestant,
+            # every 50 ms (~25 µs of CPU each): the runner shares the cores with the contestant,
             # and a pool of N workers needs all of them
             while not done.wait(0.05):
                 peak[0] = max(peak[0], _tree_rss(proc.pid, skip_root=GNU_TIME.exists()))

@@ -140,13 +140,32 @@ SETUPS = {
 # -- the loop ---------------------------------------------------------------------------------------------
 
 
-def _pool_task(job: tuple[str, str, str]) -> tuple[int, int, str | None]:
-    src, dst_dir, rel = (Path(p) for p in job)
-    return _run_one(_STATE["one"], src, dst_dir, rel)
+def _pool_ready() -> None:
+    """Pool initializer: one untimed call of this worker's own, then wait for the others.
+
+    A forked worker's first files copy the parent's pages it writes to (reference counts, caches):
+    a cost paid once per worker, which a project of thousands of files does not notice but a
+    300-file corpus would count as a per-file cost. The parent starts its clock after the barrier.
+    """
+    warm_up(_STATE["one"], _STATE["jobs"], _STATE["scratch"] / f".warm-up-{os.getpid()}")
+    _STATE["ready"].wait()
 
 
-def _pool_shard(jobs: list[tuple[str, str, str]]) -> list[tuple[int, int, str | None]]:
-    return [_pool_task(job) for job in jobs]
+def _pool_drain(_: int) -> tuple[float, list[tuple[int, tuple[int, int, str | None]]]]:
+    """Take the next file from the shared counter until none is left: no per-file round trip
+    through the parent (which shares the cores), and no worker idles while the other still has a
+    queue, whatever the files cost. Returns this worker's CPU seconds for the loop and its results.
+    """
+    one, jobs, counter = _STATE["one"], _STATE["jobs"], _STATE["next"]
+    cpu = time.process_time()
+    done = []
+    while True:
+        with counter.get_lock():
+            index = counter.value
+            counter.value = index + 1
+        if index >= len(jobs):
+            return time.process_time() - cpu, done
+        done.append((index, _run_one(one, *jobs[index])))
 
 
 def _run_one(one: Callable, src: Path, dst_dir: Path, rel: Path) -> tuple[int, int, str | None]:
@@ -160,7 +179,7 @@ def _run_one(one: Callable, src: Path, dst_dir: Path, rel: Path) -> tuple[int, i
         return size, 0, f"{type(error).__name__}: {text}"
 
 
-def warm_up(one: Callable, jobs: list[tuple[Path, Path, Path]], dst: Path) -> None:
+def warm_up(one: Callable, jobs: list[tuple[Path, Path, Path]], scratch: Path) -> None:
     """One untimed call on the first file, into a scratch folder that is then removed: lazy imports
     and first-use caches (every contestant has some) are set up before the timed loop, and before a
     pool forks, so N workers do not each pay for them. The loop then measures the steady state that
@@ -168,7 +187,6 @@ def warm_up(one: Callable, jobs: list[tuple[Path, Path, Path]], dst: Path) -> No
     if not jobs:
         return
     src, _, rel = jobs[0]
-    scratch = dst / ".warm-up"
     scratch.mkdir(parents=True, exist_ok=True)
     try:
         _run_one(one, src, scratch, rel)
@@ -204,17 +222,25 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         one = SETUPS[args.tool](args)
-        warm_up(one, jobs, args.dst)
+        warm_up(one, jobs, args.dst / ".warm-up")
         if args.jobs > 1:
             # Set up once, then fork: every worker starts with the handlers built (copy-on-write),
             # so the timed loop holds no per-worker setup.
             import multiprocessing
 
-            _STATE["one"] = one
+            context = multiprocessing.get_context("fork")
+            _STATE.update(
+                one=one,
+                jobs=jobs,
+                scratch=args.dst,
+                next=context.Value("q", 0),
+                ready=context.Barrier(args.jobs + 1),
+            )
             # Objects built so far move to a permanent generation: the workers' collections then
             # do not touch (and so copy) the pages they share with the parent.
             gc.freeze()
-            pool = multiprocessing.get_context("fork").Pool(args.jobs)
+            pool = context.Pool(args.jobs, initializer=_pool_ready)
+            _STATE["ready"].wait(timeout=600)
             one = None
     except Exception as error:
         print(
@@ -232,20 +258,23 @@ def main(argv: list[str] | None = None) -> int:
         profiler.start()
     setup_s = time.perf_counter() - T0
     start = time.perf_counter()
-    cpu_start = os.times()
+    cpu_start = time.process_time()
+    workers_cpu_s = 0.0
     if one is not None:
         results = [_run_one(one, src, dst_dir, rel) for src, dst_dir, rel in jobs]
     else:
-        tasks = [(str(a), str(b), str(c)) for a, b, c in jobs]
-        # One task per worker, every N-th file: no per-file round trip through the parent (which
-        # shares the cores), and the corpus' mix of file kinds is spread evenly across workers.
-        shards = [tasks[i :: args.jobs] for i in range(args.jobs)]
-        results = [r for part in pool.map(_pool_shard, shards, chunksize=1) for r in part]
+        # One task per worker, each draining the shared queue of files (see _pool_drain).
+        parts = pool.map(_pool_drain, range(args.jobs), chunksize=1)
+        workers_cpu_s = sum(cpu for cpu, _ in parts)
+        drained = sorted((pair for _, done in parts for pair in done), key=lambda pair: pair[0])
+        results = [result for _, result in drained]
+    # The clock stops when the last result is in: the pool's shutdown below, like a single worker's
+    # exit, is not per-file work (nor are the workers' warm-up calls, outside their loop's CPU).
+    work_s = time.perf_counter() - start
+    work_cpu_s = time.process_time() - cpu_start + workers_cpu_s
+    if one is None:
         pool.close()
         pool.join()
-    work_s = time.perf_counter() - start
-    cpu_end = os.times()  # own CPU plus that of reaped pool workers
-    work_cpu_s = sum(cpu_end[:4]) - sum(cpu_start[:4])
     if profiler is not None:
         profiler.stop()
         args.pyinstrument.parent.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ import importlib.util
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pydicom
@@ -91,7 +92,7 @@ def test_runner_produces_a_table_on_a_tiny_corpus(tmp_path):
     cmd = [
         sys.executable, str(BENCH / "run.py"), "--data", str(tmp_path / "data"),
         "--files", "4", "--large-size", "1M", "--repeats", "1", "--warmup", "0",
-        "--only", "ours-1,pydicom,cp", "--results", str(results), "--timeout", "120",
+        "--only", "ours-1,ours-pool2,pydicom,cp", "--results", str(results), "--timeout", "120",
     ]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300, check=False)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
@@ -99,11 +100,43 @@ def test_runner_produces_a_table_on_a_tiny_corpus(tmp_path):
     rows = {row["key"]: row for row in payload["table"]}
     assert set(rows) == {
         f"{k}@{c}" for k in ("ours-1", "pydicom", "cp") for c in ("small", "large-1M")
-    }
+    } | {"ours-pool2@small"}  # the pool's scaling is measured on small files only
     for key in ("pydicom@small", "cp@small", "pydicom@large-1M"):
         assert rows[key]["files_per_s"] > 0, rows[key]
         assert rows[key]["maxrss_mb"] > 0
     assert rows["pydicom@small"]["failed"] == 0
-    ours = rows["ours-1@small"]
-    assert "work_s" in ours or ours.get("unavailable"), ours
+    for key in ("ours-1@small", "ours-pool2@small"):
+        assert "work_s" in rows[key] or rows[key].get("unavailable"), rows[key]
+        if "work_s" in rows[key]:
+            assert rows[key]["failed"] == 0, rows[key]
+            assert rows[key]["files_out"] == 4, rows[key]
     assert "| corpus | contestant |" in (results / "latest.md").read_text()
+
+
+def test_tree_rss_counts_every_descendant(tmp_path):
+    """The runner's memory sampler finds children and grandchildren (a pool's workers) itself."""
+    run = _load("run")
+    script = (
+        "import os, sys, time\n"
+        "block = bytearray(48 << 20)\n"  # zero-filled: resident
+        "if os.fork() == 0:\n"
+        "    grand = bytearray(32 << 20)\n"
+        "    open(sys.argv[1], 'w').close()\n"
+        "    time.sleep(60)\n"
+        "time.sleep(60)\n"
+    )
+    ready = tmp_path / "ready"
+    proc = subprocess.Popen([sys.executable, "-c", script, str(ready)])
+    try:
+        for _ in range(500):
+            if ready.exists():
+                break
+            time.sleep(0.02)
+        assert ready.exists()
+        whole = run._tree_rss(proc.pid)
+        children_only = run._tree_rss(proc.pid, skip_root=True)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert whole >= (48 + 32) << 20
+    assert (32 << 20) <= children_only < whole - (40 << 20)
