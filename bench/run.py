@@ -147,6 +147,9 @@ class Contestant:
     probe: bool = False
     env: dict[str, str] = field(default_factory=dict)
     unavailable: str | None = None
+    #: False when ``wait4`` cannot see all of the command's CPU: `deid run --jobs N`'s workers are
+    #: children of a fork server that exits without being waited for.
+    cpu_counted: bool = True
 
     def argv(self, src: Path, dst: Path) -> list[str]:
         return [
@@ -193,7 +196,8 @@ def build_contestants(args: argparse.Namespace, corpora: list[str]) -> list[Cont
         for jobs in (1, args.jobs) if small else (1,):
             rows.append(
                 Contestant(f"deid-j{jobs}@{name}", f"`deid run --jobs {jobs}`", name, "deid",
-                           deid_argv(jobs), probe=True, env=env, unavailable=engine)
+                           deid_argv(jobs), probe=True, env=env, unavailable=engine,
+                           cpu_counted=jobs == 1)
             )  # fmt: skip
         rows.append(
             Contestant(f"pydicom@{name}", "bare pydicom dcmread+dcmwrite", name, "worker",
@@ -520,6 +524,8 @@ def summarise(rows: list[Contestant], corpora: list[Corpus], raw: dict, jobs: in
         entry["mb_per_s"] = size / 1e6 / entry["work_s"]
         entry["ms_per_file"] = 1000 * entry["work_s"] / files if files else None
         entry["cpu_ms_per_file"] = 1000 * entry["work_cpu_s"] / files if files else None
+        if not row.cpu_counted:
+            entry["work_cpu_s"] = entry["cpu_ms_per_file"] = None
         table.append(entry)
     # Ratios: our 1-worker handler loop on the same corpus against every row.
     for corpus_name in {row["corpus"] for row in table}:
@@ -552,7 +558,10 @@ def targets(table: list[dict], corpora: list[Corpus], jobs: int) -> list[dict]:
     out = []
 
     def check(name: str, value: float | None, goal: str, ok: bool | None) -> None:
-        out.append({"target": name, "value": value, "goal": goal, "met": ok})
+        # The issue's targets are the engine's; `deid run` rows are measured against the same goals
+        # for reference (the whole product: residual-PHI gate, fsynced writes, report).
+        scope = "product" if "deid run" in name else "engine"
+        out.append({"target": name, "value": value, "goal": goal, "met": ok, "scope": scope})
 
     def ratio(a: dict | None, b: dict | None) -> float | None:
         return _rate(a) / _rate(b) if a and b and _rate(a) and _rate(b) else None
@@ -646,10 +655,17 @@ def markdown(meta: dict, table: list[dict], goals: list[dict]) -> str:
             f"{_fmt(r['maxrss_mb'], 0)} / {_fmt(r['tree_rss_mb'], 0)} | {r['failed']} | "
             f"{'ref' if r['key'].startswith('ours-1@') else _fmt(speed, 2) + 'x' if speed else '-'} |"
         )
-    lines += ["", "| target | measured | goal | met |", "|---|---:|---|---|"]
-    for g in goals:
-        met = {True: "yes", False: "**no**", None: "-"}[g["met"]]
-        lines.append(f"| {g['target']} | {_fmt(g['value'], 2)} | {g['goal']} | {met} |")
+    for scope, title in (
+        ("engine", "The issue's targets (the engine: rows `ours`):"),
+        ("product", "The whole product (`deid run`) against the same goals, for reference:"),
+    ):
+        rows = [g for g in goals if g.get("scope", "engine") == scope]
+        if not rows:
+            continue
+        lines += ["", title, "", "| target | measured | goal | met |", "|---|---:|---|---|"]
+        for g in rows:
+            met = {True: "yes", False: "**no**", None: "-"}[g["met"]]
+            lines.append(f"| {g['target']} | {_fmt(g['value'], 2)} | {g['goal']} | {met} |")
     notes = [r for r in table if r.get("errors")]
     if notes:
         lines += ["", "Failures by kind (last repeat):"]
