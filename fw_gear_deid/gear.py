@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 from fw_gear_deid import __version__
 from fw_gear_deid.errors import DeidError
-from fw_gear_deid.keys import SECRET_ENV, DateShiftRange, Keys
+from fw_gear_deid.keys import SECRET_ENV, DateShiftRange, Keys, SecretFileError, read_secret_file
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +39,6 @@ EXPORT_SOURCE_TYPES = ("project", "subject", "session")
 #: Container types an input file's parent may have in file mode.
 FILE_PARENT_TYPES = ("project", "subject", "session", "acquisition")
 CONFLICT_CHOICES = ("skip", "replace", "new-version")
-#: Largest secret file read (a secret is a line of text; anything bigger is a mistake).
-MAX_SECRET_BYTES = 64 * 1024
 #: Exit code of a job that never reached the export (bad config, missing input, unreadable secret).
 EXIT_CONFIG_ERROR = 2
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -147,21 +145,11 @@ def flywheel_container(kind: str, container_id: str) -> str:
 
 
 def read_secret(path: str | os.PathLike[str]) -> str:
-    """The secret held in ``path`` (surrounding whitespace and the final newline removed)."""
+    """The secret held in the ``secret_file`` input (see :func:`fw_gear_deid.keys.read_secret_file`)."""
     try:
-        with open(path, "rb") as stream:
-            raw = stream.read(MAX_SECRET_BYTES + 1)
-    except OSError as error:
-        raise GearConfigError(f"input secret_file: cannot read it ({error.strerror})") from None
-    if len(raw) > MAX_SECRET_BYTES:
-        raise GearConfigError(f"input secret_file: larger than {MAX_SECRET_BYTES} bytes")
-    try:
-        secret = raw.decode("utf-8").strip()
-    except UnicodeDecodeError:
-        raise GearConfigError("input secret_file: not UTF-8 text") from None
-    if not secret:
-        raise GearConfigError("input secret_file: it is empty")
-    return secret
+        return read_secret_file(path)
+    except SecretFileError as error:
+        raise GearConfigError(f"input secret_file: {error}") from None
 
 
 def resolve_keys(

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 #: Environment variable read when no secret is given explicitly.
 SECRET_ENV = "DEID_SECRET"
 
+#: A secret file larger than this is a wrong file (an image, an archive), not a key.
+MAX_SECRET_BYTES = 64 * 1024
+
 #: UID root for remapped UIDs: ``2.25.`` + a decimal integer (ISO/IEC 9834-8, no registration needed).
 UUID_DERIVED_ROOT = "2.25."
 
@@ -31,6 +34,34 @@ class DateShiftRange:
             raise ValueError(f"date shift range {self.min_days}..{self.max_days} is empty")
         if self.min_days == 0 == self.max_days:
             raise ValueError("date shift range 0..0 would leave dates unchanged")
+
+
+class SecretFileError(ValueError):
+    """A secret file that cannot be used. The message says why in a few words (no path, never any of
+    the file's content): each caller puts its own prefix before it."""
+
+
+def read_secret_file(path: str | os.PathLike[str]) -> str:
+    """The secret held in ``path``: UTF-8 text, surrounding whitespace and the final newline removed.
+
+    Raises :class:`SecretFileError` when it cannot be read, is larger than :data:`MAX_SECRET_BYTES`,
+    is not UTF-8 or holds only whitespace: a secret file given is never silently replaced by another
+    key (``$DEID_SECRET``, a throwaway one), which would make every pseudonym different.
+    """
+    try:
+        with open(path, "rb") as stream:
+            raw = stream.read(MAX_SECRET_BYTES + 1)
+    except OSError as error:
+        raise SecretFileError(f"cannot read it ({error.strerror})") from None
+    if len(raw) > MAX_SECRET_BYTES:
+        raise SecretFileError(f"larger than {MAX_SECRET_BYTES} bytes")
+    try:
+        secret = raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise SecretFileError("not UTF-8 text") from None
+    if not secret:
+        raise SecretFileError("it is empty")
+    return secret
 
 
 class Keys:

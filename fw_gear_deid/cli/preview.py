@@ -21,7 +21,7 @@ from typing import TextIO
 
 from fw_gear_deid.errors import DeidError, ProfileError, UnsupportedFileError
 from fw_gear_deid.formats import DeidContext, DeidOutcome, build_handlers
-from fw_gear_deid.keys import SECRET_ENV, Keys
+from fw_gear_deid.keys import SECRET_ENV, Keys, SecretFileError, read_secret_file
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
@@ -54,14 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _keys(args: argparse.Namespace, out: TextIO) -> Keys:
     if args.secret_file is not None:
-        try:
-            secret = args.secret_file.read_text(encoding="utf-8").strip()
-        except OSError as error:
-            raise SystemExit(
-                f"deid preview: {args.secret_file}: cannot read ({error.strerror})"
-            ) from None
-        if secret:
-            return Keys(secret)
+        return Keys(read_secret_file(args.secret_file))
     keys = Keys.from_env()
     if keys is not None:
         return keys
@@ -105,8 +98,12 @@ def run(args: argparse.Namespace) -> int:
     except ProfileError as error:
         print(error, file=sys.stderr)
         return EXIT_UNREADABLE
+    try:
+        keys = _keys(args, out)
+    except SecretFileError as error:
+        print(f"deid preview: {args.secret_file}: {error}", file=sys.stderr)
+        return EXIT_UNREADABLE
     handlers = build_handlers(profile.data)
-    keys = _keys(args, out)
     if args.describe:
         for handler in handlers:
             for line in handler.describe():

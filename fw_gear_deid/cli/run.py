@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from fw_gear_deid.keys import SECRET_ENV, DateShiftRange, Keys
+from fw_gear_deid.keys import SECRET_ENV, DateShiftRange, Keys, SecretFileError, read_secret_file
 from fw_gear_deid.stores import CONFLICT_POLICIES
 
 API_KEY_ENV = "FW_API_KEY"
@@ -125,28 +125,18 @@ def _log_to_stderr() -> None:
     logger.setLevel(logging.INFO)
 
 
-def _secret(args: argparse.Namespace) -> str | None:
-    if args.secret_file is not None:
-        try:
-            text = args.secret_file.read_text(encoding="utf-8").strip()
-        except OSError as error:
-            raise SystemExit(
-                f"deid run: {args.secret_file}: cannot read ({error.strerror})"
-            ) from None
-        if not text:
-            raise SystemExit(f"deid run: {args.secret_file}: the secret file is empty")
-        return text
-    return os.environ.get(SECRET_ENV) or None
-
-
 def main(args: argparse.Namespace) -> int:
     from fw_gear_deid.export import ExportJob, run_export
 
     _log_to_stderr()
     try:
-        secret = _secret(args)
-    except SystemExit as error:
-        print(error, file=sys.stderr)
+        secret = (
+            read_secret_file(args.secret_file)
+            if args.secret_file is not None
+            else os.environ.get(SECRET_ENV) or None
+        )
+    except SecretFileError as error:
+        print(f"deid run: {args.secret_file}: {error}", file=sys.stderr)
         return 2
     keys = Keys(secret, args.date_shift_range) if secret else None
     if args.session and not args.subject:

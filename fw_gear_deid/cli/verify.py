@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from fw_gear_deid.keys import SECRET_ENV, Keys
+from fw_gear_deid.keys import SECRET_ENV, Keys, SecretFileError, read_secret_file
 
 API_KEY_ENV = "FW_API_KEY"
 
@@ -87,10 +87,10 @@ def _handlers(profile: Path | None):
 
 def _keys(secret_file: Path | None) -> Keys | None:
     if secret_file is not None:
-        text = secret_file.read_text(encoding="utf-8").strip()
-        if not text:
-            raise ValueError(f"{secret_file}: the secret file is empty")
-        return Keys(text)
+        try:
+            return Keys(read_secret_file(secret_file))
+        except SecretFileError as error:
+            raise ValueError(f"{secret_file}: {error}") from None
     return Keys.from_env()
 
 
