@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import sys
+import threading
 import time
 import traceback
 from collections import Counter
@@ -28,8 +29,10 @@ from pathlib import Path
 
 T0 = time.perf_counter()
 
-#: Worker-side state for ``--jobs N`` pools (set in each worker process by the initializer).
+#: Worker-side state for ``--jobs N`` pools (set in the parent before it forks the workers).
 _STATE: dict = {}
+#: How long the pool's parent and workers wait for each other's warm-up before giving up.
+_READY_TIMEOUT_S = 600
 
 
 def list_files(src: Path) -> list[Path]:
@@ -148,7 +151,7 @@ def _pool_ready() -> None:
     300-file corpus would count as a per-file cost. The parent starts its clock after the barrier.
     """
     warm_up(_STATE["one"], _STATE["jobs"], _STATE["scratch"] / f".warm-up-{os.getpid()}")
-    _STATE["ready"].wait()
+    _STATE["ready"].wait(timeout=_READY_TIMEOUT_S)
 
 
 def _pool_drain(_: int) -> tuple[float, list[tuple[int, tuple[int, int, str | None]]]]:
@@ -240,7 +243,14 @@ def main(argv: list[str] | None = None) -> int:
             # do not touch (and so copy) the pages they share with the parent.
             gc.freeze()
             pool = context.Pool(args.jobs, initializer=_pool_ready)
-            _STATE["ready"].wait(timeout=600)
+            try:
+                _STATE["ready"].wait(timeout=_READY_TIMEOUT_S)
+            except threading.BrokenBarrierError:
+                pool.terminate()
+                raise RuntimeError(
+                    f"the {args.jobs} pool workers were not all ready after their warm-up call "
+                    f"within {_READY_TIMEOUT_S} s (one died or hung)"
+                ) from None
             one = None
     except Exception as error:
         print(
@@ -258,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
         profiler.start()
     setup_s = time.perf_counter() - T0
     start = time.perf_counter()
-    cpu_start = time.process_time()
+    # this process's CPU, plus that of any child a contestant waits for inside the loop
+    cpu_start = time.process_time(), sum(os.times()[2:4])
     workers_cpu_s = 0.0
     if one is not None:
         results = [_run_one(one, src, dst_dir, rel) for src, dst_dir, rel in jobs]
@@ -271,7 +282,10 @@ def main(argv: list[str] | None = None) -> int:
     # The clock stops when the last result is in: the pool's shutdown below, like a single worker's
     # exit, is not per-file work (nor are the workers' warm-up calls, outside their loop's CPU).
     work_s = time.perf_counter() - start
-    work_cpu_s = time.process_time() - cpu_start + workers_cpu_s
+    # The pool's workers are not reaped yet (no children CPU from them): they report their own.
+    work_cpu_s = (
+        time.process_time() - cpu_start[0] + sum(os.times()[2:4]) - cpu_start[1] + workers_cpu_s
+    )
     if one is None:
         pool.close()
         pool.join()

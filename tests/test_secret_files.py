@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from fw_gear_deid.cli import main
-from fw_gear_deid.gear import GearConfigError, read_secret
-from fw_gear_deid.keys import MAX_SECRET_BYTES, SecretFileError, read_secret_file
+from fw_gear_deid.gear import GearConfigError, read_secret, read_settings, resolve_keys
+from fw_gear_deid.keys import MAX_SECRET_BYTES, Keys, SecretFileError, read_secret_file
 
 #: Bytes that must never reach a message: a secret file's content, whatever is wrong with it.
 CONTENT = b"hunter2-not-shown"
@@ -34,6 +34,15 @@ def test_the_secret_is_the_file_stripped_of_surrounding_whitespace(tmp_path):
     assert read_secret_file(path) == "s3cret value"
 
 
+def test_a_secret_file_of_exactly_the_limit_is_read(tmp_path):
+    path = tmp_path / "secret.txt"
+    path.write_bytes(b"k" * MAX_SECRET_BYTES)
+    assert len(read_secret_file(path)) == MAX_SECRET_BYTES
+    path.write_bytes(b"k" * (MAX_SECRET_BYTES + 1))
+    with pytest.raises(SecretFileError, match="larger than"):
+        read_secret_file(path)
+
+
 def test_a_bad_secret_file_is_refused_with_its_reason(bad_secret):
     path, reason = bad_secret
     with pytest.raises(SecretFileError, match=reason) as caught:
@@ -50,6 +59,17 @@ def test_the_gear_names_its_input_and_gives_the_same_reason(bad_secret):
     path, reason = bad_secret
     with pytest.raises(GearConfigError, match=f"input secret_file: {reason}"):
         read_secret(path)
+
+
+def test_the_gear_never_falls_back_to_the_environment_for_a_bad_secret_file(bad_secret):
+    path, reason = bad_secret
+    settings = read_settings({"destination_project": "g/p"})
+    with pytest.raises(GearConfigError, match=reason):
+        resolve_keys(settings, str(path), {"DEID_SECRET": "environment-secret"})
+    good = path.with_name("good.txt")
+    good.write_text("file-secret\n", encoding="utf-8")
+    keys = resolve_keys(settings, str(good), {"DEID_SECRET": "environment-secret"})
+    assert keys.fingerprint == Keys("file-secret").fingerprint
 
 
 def _command(name: str, secret: str, tmp_path) -> list[str]:
@@ -77,3 +97,22 @@ def test_every_command_refuses_a_bad_secret_file_the_same_way(
     assert f"deid {command}: {path}: {reason}" in captured.err
     assert CONTENT.decode() not in captured.out + captured.err
     assert not (tmp_path / "dest").exists()  # nothing written
+
+
+@pytest.mark.parametrize("command", ["run", "preview", "verify"])
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [("missing", "cannot read it (No such file"), ("a folder", "cannot read it (Is a directory")],
+)
+def test_every_command_refuses_an_unreadable_secret_file_with_exit_2(
+    command, kind, reason, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setenv("DEID_SECRET", "environment-secret")
+    path = tmp_path / "secret.txt"
+    if kind == "a folder":
+        path.mkdir()
+    code = main(_command(command, str(path), tmp_path))
+    captured = capsys.readouterr()
+    assert code == 2, captured
+    assert f"deid {command}: {path}: {reason}" in captured.err
+    assert not (tmp_path / "dest").exists()
