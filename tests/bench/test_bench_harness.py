@@ -203,3 +203,30 @@ def test_pool_workers_drain_every_file_exactly_once(tmp_path):
     assert sorted(seen) == sorted(src.name for src, _, _ in jobs)
     assert all(done for _, done in parts)  # both took a share
     assert all(result == (1, 1, None) for _, done in parts for _, result in done)
+
+
+def test_scaling_pairs_run_back_to_back_in_every_pass_in_alternate_order():
+    run = _load("run")
+    keys = [
+        "ours-1@small", "ours-pool2@small", "deid-j1@small", "deid-j2@small", "pydicom@small",
+        "cp@small", "ours-1@large-2G", "deid-j1@large-2G", "pydicom@large-2G", "cp@large-2G",
+    ]  # fmt: skip
+    rows = [run.Contestant(key, key, key.split("@")[1], "worker", []) for key in keys]
+    orders = [[row.key for row in run.pass_order(rows, rep)] for rep in range(-1, 9)]
+    for order in orders:
+        assert sorted(order) == sorted(keys)  # every row once per pass
+        for one, many in (("ours-1@small", "ours-pool2@small"), ("deid-j1@small", "deid-j2@small")):
+            assert abs(order.index(one) - order.index(many)) == 1, order
+    # neither row of a pair always runs first; rows that are no pair are rotated apart
+    assert {o.index("ours-1@small") < o.index("ours-pool2@small") for o in orders} == {True, False}
+    assert len({o[0] for o in orders}) >= 6  # the pass starts with a different row each time
+    assert any(abs(o.index("deid-j1@large-2G") - o.index("ours-1@large-2G")) != 1 for o in orders)
+
+
+def test_paired_ratio_is_the_median_of_the_passes_ratios():
+    run = _load("run")
+    single = {"work_s_runs": [1.0, 2.0, 1.0, None, 1.0]}
+    pool = {"work_s_runs": [0.5, 1.0, 0.8, 0.5, 0.4]}
+    # passes: 2.0, 2.0, 1.25, (no report: skipped), 2.5 -> median of four values
+    assert run.paired_ratio(single, pool) == 2.0
+    assert run.paired_ratio({"work_s_runs": []}, pool) is None
