@@ -35,7 +35,9 @@ from fw_gear_deid.stores._base import (
     ProfileText,
     Store,
     WriteResult,
+    child_type,
     origin_of,
+    parent_type,
     sha256_file,
     with_origin,
 )
@@ -151,9 +153,7 @@ class FlywheelStore(Store):
             if value is not None:
                 fields[key] = _plain(value)
         parents = _value(obj, "parents")
-        parent_key = (
-            CONTAINER_TYPES[CONTAINER_TYPES.index(kind) - 1] if kind != "project" else "group"
-        )
+        parent_key = parent_type(kind) if kind != "project" else "group"
         parent_id = _value(parents, parent_key) if parents is not None else None
         if parent_id is None and kind == "project":
             parent_id = _value(obj, "group")
@@ -213,11 +213,7 @@ class FlywheelStore(Store):
         return self._container(kind, self._get(kind, container_id))
 
     def children(self, container: Container) -> list[Container]:
-        kind = (
-            CONTAINER_TYPES[CONTAINER_TYPES.index(container.type) + 1]
-            if container.type != "acquisition"
-            else None
-        )
+        kind = child_type(container.type)
         if kind is None:
             return []
         return sorted(
@@ -324,10 +320,7 @@ class FlywheelStore(Store):
         match_label: bool = False,
     ) -> Container:
         self._check_writable()
-        if (
-            kind not in CHILD_TYPES
-            or parent.type != CONTAINER_TYPES[CONTAINER_TYPES.index(kind) - 1]
-        ):
+        if kind not in CHILD_TYPES or parent.type != parent_type(kind):
             raise StoreError(f"cannot create a {kind} under a {parent.type}")
         info = with_origin(meta.info, origin_id)
         existing = self.find_child(parent, kind, origin_id) or self._adoptable(

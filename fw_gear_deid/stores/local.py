@@ -679,8 +679,4 @@ class LocalStore(Store):
             os.replace(sidecar, keep / f"v{entry.version}{_META_SUFFIX}")
 
 
-def is_local_location(location: str) -> bool:
-    return not location.startswith("fw://")
-
-
 __all__ = ["CONTAINER_SIDECAR", "PROFILE_NAME", "LocalStore", "file_sidecar_name"]
